@@ -1,0 +1,82 @@
+"""The command-line interface: the only package that prints, reads flags or exits.
+
+``main()`` is the single place where exceptions become a one-line message and an exit status.
+Commands live in one module per area and attach themselves to the ``cli`` group:
+``remote`` (domains, list, simulate), ``archive`` (sync, status, verify, prune, adopt, demo)
+and ``analysis`` (ingest, report, query, export).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from cdnlogs.__about__ import __version__
+from cdnlogs.cli.context import AppContext
+from cdnlogs.errors import CdnLogsError, ExitStatus
+from cdnlogs.redact import RedactingFilter, redact_text
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cdnlogs")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
+    """Keep a complete, verified archive of Alibaba Cloud CDN offline logs, and query it."""
+    ctx.obj = AppContext(verbose=verbose, debug=debug)
+    _setup_logging(verbose)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger("cdnlogs")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and turn every outcome into an exit status."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="cdnlogs", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("", err=True)
+        sys.exit(ExitStatus.INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        sys.exit(ExitStatus.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitStatus.USAGE if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except CdnLogsError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {redact_text(exc.message)}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {redact_text(exc.hint)}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"Error: unexpected {type(exc).__name__}: {redact_text(str(exc))} "
+            "(run with --debug for a traceback)",
+            err=True,
+        )
+        sys.exit(ExitStatus.ERROR)
+    sys.exit(ExitStatus.OK)
+
+
+# Command modules register themselves on import; keep these imports at the bottom.
+from cdnlogs.cli import analysis, archive, remote  # noqa: E402
+
+__all__ = ["analysis", "archive", "cli", "main", "remote"]

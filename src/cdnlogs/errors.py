@@ -1,0 +1,163 @@
+"""Exceptions cdnlogs can raise, and the exit statuses they map to.
+
+The whole tree::
+
+    CdnLogsError                      exit 1 unless a subclass says otherwise
+    ├── UsageError                    2  bad option value the CLI parser could not catch
+    ├── ConfigError                   3  bad config file, key or value
+    ├── CredentialsError              3  no usable credential in the chain
+    ├── ApiError                      4  the provider refused a call (code, message, request id)
+    │   ├── ApiAuthError              4  signature, access key, token, permission
+    │   ├── ApiNotFoundError          4  unknown domain
+    │   └── ApiThrottledError         4  still throttled after every retry
+    ├── TransferError                 5  one download failed (the run goes on; the run exits 5)
+    │   ├── IncompleteDownloadError   5  fewer/more bytes than LogSize, or a bad gzip stream
+    │   ├── UnsafeNameError           5  a LogName from the network that cannot be a plain file name
+    │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
+    ├── PartialSyncError              5  some files failed after retries; the rest were kept
+    ├── ManifestError                 1  the SQLite ledger is unusable
+    │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
+    │   └── LockedError               1  another sync holds the archive lock
+    └── ParseError                    1  a log line or file that cannot be parsed
+
+This module imports nothing from the package, so every other module may import it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit statuses; scripts and cron lines depend on these numbers."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    CONFIG = 3
+    API = 4
+    PARTIAL = 5
+    INTERRUPTED = 130
+
+
+class CdnLogsError(Exception):
+    """Base of every error cdnlogs raises on purpose.
+
+    :param message: one line that names the cause.
+    :param hint: an optional next step for the user.
+    """
+
+    exit_code: ExitStatus = ExitStatus.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CdnLogsError):
+    """An option value that is syntactically fine but cannot be used."""
+
+    exit_code = ExitStatus.USAGE
+
+
+class ConfigError(CdnLogsError):
+    """A configuration file, key or value is wrong."""
+
+    exit_code = ExitStatus.CONFIG
+
+
+class CredentialsError(CdnLogsError):
+    """No credential could be found or loaded."""
+
+    exit_code = ExitStatus.CONFIG
+
+
+class ApiError(CdnLogsError):
+    """The provider's API refused a call.
+
+    :param code: the provider's error ``Code`` (for example ``InvalidDomain.NotFound``).
+    :param request_id: the provider's ``RequestId``, which its support asks for.
+    :param status: the HTTP status, when there was a response.
+    """
+
+    exit_code = ExitStatus.API
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        parts = [message]
+        if code:
+            parts.insert(0, f"{code}:")
+        if request_id:
+            parts.append(f"(RequestId {request_id})")
+        super().__init__(" ".join(parts), hint=hint)
+        self.code = code
+        self.provider_message = message
+        self.request_id = request_id
+        self.status = status
+
+
+class ApiAuthError(ApiError):
+    """Signature, access key, security token or permission problems."""
+
+
+class ApiNotFoundError(ApiError):
+    """The domain (or another named resource) does not exist for this account."""
+
+
+class ApiThrottledError(ApiError):
+    """Still throttled or unavailable after every retry."""
+
+
+class TransferError(CdnLogsError):
+    """One file could not be downloaded and verified."""
+
+    exit_code = ExitStatus.PARTIAL
+
+
+class IncompleteDownloadError(TransferError):
+    """The body was short, long, or not a complete gzip stream."""
+
+
+class UnsafeNameError(TransferError):
+    """A file name from the network that cannot be used as a plain local file name."""
+
+
+class RetriesExceededError(TransferError):
+    """Gave up after the retry budget; ``last_exception`` says why."""
+
+    def __init__(self, message: str, *, last_exception: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.last_exception = last_exception
+
+
+class PartialSyncError(CdnLogsError):
+    """Some files failed after retries; every other file was kept and recorded."""
+
+    exit_code = ExitStatus.PARTIAL
+
+
+class ManifestError(CdnLogsError):
+    """The SQLite ledger cannot be used."""
+
+
+class SchemaVersionError(ManifestError):
+    """The ledger's schema version is not one this version understands."""
+
+
+class LockedError(ManifestError):
+    """Another process holds the archive lock."""
+
+
+class ParseError(CdnLogsError):
+    """A log line or file cannot be parsed."""
