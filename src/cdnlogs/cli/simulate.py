@@ -1,0 +1,3 @@
+"""The `simulate` command (placeholder until the simulator lands)."""
+
+from __future__ import annotations
