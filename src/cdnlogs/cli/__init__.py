@@ -77,6 +77,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Command modules register themselves on import; keep these imports at the bottom.
-from cdnlogs.cli import analysis, archive, remote, simulate  # noqa: E402
+from cdnlogs.cli import analysis, archive, housekeeping, remote, report, simulate  # noqa: E402
 
-__all__ = ["analysis", "archive", "cli", "main", "remote", "simulate"]
+__all__ = ["analysis", "archive", "cli", "housekeeping", "main", "remote", "report", "simulate"]

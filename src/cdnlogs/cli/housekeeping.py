@@ -1,0 +1,3 @@
+"""Commands status, verify, prune, adopt (placeholder until the sync issue lands)."""
+
+from __future__ import annotations
