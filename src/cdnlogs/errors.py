@@ -13,6 +13,8 @@ The whole tree::
     ├── TransferError                 5  one download failed (the run goes on; the run exits 5)
     │   ├── IncompleteDownloadError   5  fewer/more bytes than LogSize, or a bad gzip stream
     │   ├── UnsafeNameError           5  a LogName from the network that cannot be a plain file name
+    │   ├── UrlExpiredError           5  the signed URL expired or was refused (403): re-list once
+    │   ├── RemoteNotFoundError       5  the log host keeps answering 404 for the file
     │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
     ├── PartialSyncError              5  some files failed after retries; the rest were kept
     ├── ManifestError                 1  the SQLite ledger is unusable
@@ -131,6 +133,14 @@ class IncompleteDownloadError(TransferError):
 
 class UnsafeNameError(TransferError):
     """A file name from the network that cannot be used as a plain local file name."""
+
+
+class UrlExpiredError(TransferError):
+    """The signed download URL expired (``Expires=`` passed) or the host answered 403."""
+
+
+class RemoteNotFoundError(TransferError):
+    """The log host answered 404 for the file, again after a short retry."""
 
 
 class RetriesExceededError(TransferError):
