@@ -1,20 +1,88 @@
 """The SQLite ledger of every remote log file: the one module with ledger SQL.
 
-(Interface fixed; bodies are filled in by the sync issue.)
+One row per remote file keyed by ``(domain, log_name)``. The ledger is the archive's memory:
+a row becomes ``done`` only after its file is written, verified, fsynced and renamed (the
+caller's job), and a ``pruned`` or ``rejected`` row is never fetched again, because
+:meth:`Manifest.record_listed` never touches such rows.
+
+Durability: WAL journal, ``synchronous=FULL`` and one transaction per state change, so a
+process killed at any moment leaves every committed row intact and nothing half-written.
+Datetimes are stored as ISO-8601 UTC text (``2026-11-27T17:00:00Z``), which sorts correctly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from cdnlogs.errors import ManifestError, SchemaVersionError
 from cdnlogs.models import LogFile
 
 MANIFEST_NAME = "manifest.sqlite3"
+
+# Schema history (bump SCHEMA_VERSION and add an upgrade step in _configure for each change):
+#   1  files (incl. plain_sha256 and the ingest columns), runs, schema_version.
+SCHEMA_VERSION = 1
+
+#: ``PRAGMA application_id`` of a cdnlogs ledger ("cdnl"), so a foreign SQLite file is refused.
+APPLICATION_ID = 0x63646E6C
+
+#: How long a writer waits for another connection's transaction before giving up.
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA_V1 = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE files (
+    domain           TEXT NOT NULL,
+    log_name         TEXT NOT NULL,
+    hour_start       TEXT NOT NULL,
+    hour_end         TEXT NOT NULL,
+    remote_size      INTEGER,
+    status           TEXT NOT NULL
+                     CHECK (status IN ('pending', 'done', 'failed', 'pruned', 'rejected')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT,
+    sha256           TEXT,
+    plain_size       INTEGER,
+    plain_sha256     TEXT,
+    local_path       TEXT,
+    format           TEXT,
+    first_seen       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    done_at          TEXT,
+    ingested_rows    INTEGER,
+    ingested_rejects INTEGER,
+    ingested_sha256  TEXT,
+    ingested_at      TEXT,
+    PRIMARY KEY (domain, log_name)
+);
+CREATE INDEX files_by_hour ON files (domain, hour_start);
+CREATE INDEX files_by_status ON files (status);
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    domain       TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT NOT NULL,
+    ok           INTEGER NOT NULL,
+    summary_json TEXT NOT NULL
+);
+CREATE INDEX runs_by_domain ON runs (domain, finished_at);
+"""
+
+_FILE_COLUMNS = (
+    "domain, log_name, hour_start, hour_end, remote_size, status, attempts, last_error, sha256, "
+    "plain_size, local_path, format, first_seen, updated_at, done_at, ingested_rows, "
+    "ingested_rejects, ingested_sha256, ingested_at, plain_sha256"
+)
+_ORDER = "ORDER BY domain, hour_start, log_name"
 
 
 class Status(StrEnum):
@@ -29,7 +97,12 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One ledger row. ``local_path`` is relative to the output directory."""
+    """One ledger row. ``local_path`` is relative to the output directory.
+
+    ``sha256`` is of the downloaded gzip bytes (for an adopted plain file, whose gzip is gone,
+    of the plain file). ``plain_sha256``/``plain_size`` describe the decompressed text, which
+    is what a ``log``-format archive keeps on disk. ``attempts`` counts failed attempts.
+    """
 
     domain: str
     log_name: str
@@ -50,6 +123,7 @@ class FileRecord:
     ingested_rejects: int | None
     ingested_sha256: str | None
     ingested_at: datetime | None
+    plain_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,16 +137,96 @@ class RunRecord:
     summary_json: str
 
 
+def to_text(value: datetime) -> str:
+    """Store a datetime as ISO UTC text; a naive value is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    text = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.astimezone(UTC).microsecond:06d}"
+    return text + "Z"
+
+
+def from_text(text: str) -> datetime:
+    """Read back a datetime written by :func:`to_text` (aware UTC)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _opt_time(text: str | None) -> datetime | None:
+    return None if text is None else from_text(text)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class Manifest:
-    """The ledger at ``state_dir/manifest.sqlite3`` (WAL, synchronous=FULL, versioned schema)."""
+    """The ledger at ``state_dir/manifest.sqlite3`` (WAL, synchronous=FULL, versioned schema).
+
+    Safe to share between threads (one call at a time: every method holds a lock), though
+    the sync engine calls it from its main thread only. Use it as a context manager or call
+    :meth:`close`; an unclosed connection leaks a file handle.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        """Wrap an open, checked connection; use :meth:`open` instead."""
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.RLock()
+        self._clock = clock
+        self.path = path
+
+    # -- opening and closing -------------------------------------------------------------
 
     @classmethod
-    def open(cls, state_dir: Path, *, create: bool = True) -> Manifest:
-        """Open (and with ``create``, create) the ledger; SchemaVersionError if too new."""
-        raise NotImplementedError
+    def open(
+        cls,
+        state_dir: Path,
+        *,
+        create: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Manifest:
+        """Open (and with ``create``, create) the ledger; SchemaVersionError if too new.
+
+        :param state_dir: ``OUT/.cdnlogs``; created when ``create`` is true.
+        :param create: false to require an existing ledger (ManifestError otherwise).
+        :param clock: returns "now" for the row timestamps (tests pin it).
+        """
+        path = Path(state_dir) / MANIFEST_NAME
+        if not create and not path.is_file():
+            raise ManifestError(
+                f"no archive ledger at {path}",
+                hint="run `cdnlogs sync` (or `cdnlogs adopt`) with this --out first",
+            )
+        try:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # autocommit: transactions are explicit (_transaction)
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise ManifestError(f"cannot open the ledger {path}: {exc}") from exc
+        try:
+            _configure(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, clock=clock or _utcnow)
 
     def close(self) -> None:
-        raise NotImplementedError
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> Manifest:
         return self
@@ -85,22 +239,113 @@ class Manifest:
     ) -> None:
         self.close()
 
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ManifestError(f"the ledger {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout
+        # instead of one failing half-way with "database is locked" on its first write.
+        with self._lock:
+            conn = self._db()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise ManifestError(f"ledger {self.path}: {exc}") from exc
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            else:
+                conn.commit()
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db().execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise ManifestError(f"ledger {self.path}: {exc}") from exc
+
+    def _now(self) -> str:
+        return to_text(self._clock())
+
+    def _update_row(
+        self,
+        conn: sqlite3.Connection,
+        domain: str,
+        log_name: str,
+        sql: str,
+        params: tuple[Any, ...],
+    ) -> None:
+        cursor = conn.execute(
+            f"UPDATE files SET {sql} WHERE domain = ? AND log_name = ?", (*params, domain, log_name)
+        )
+        if cursor.rowcount != 1:
+            raise ManifestError(f"the ledger has no row for {domain}/{log_name}")
+
+    # -- reading ----------------------------------------------------------------------------
+
     def get(self, domain: str, log_name: str) -> FileRecord | None:
-        raise NotImplementedError
+        """The row of one remote file, or None if the ledger never saw it."""
+        rows = self._query(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE domain = ? AND log_name = ?",
+            (domain, log_name),
+        )
+        return _record(rows[0]) if rows else None
 
     def records(self, domain: str | None = None, status: Status | None = None) -> list[FileRecord]:
         """Rows ordered by (domain, hour_start, log_name)."""
-        raise NotImplementedError
+        where, params = _filters(domain=domain, status=status)
+        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files {where} {_ORDER}", params)
+        return [_record(row) for row in rows]
 
     def domains(self) -> list[str]:
-        raise NotImplementedError
+        """Every domain with at least one row or run, sorted."""
+        rows = self._query("SELECT domain FROM files UNION SELECT domain FROM runs ORDER BY 1")
+        return [row[0] for row in rows]
+
+    def status_counts(self, domain: str | None = None) -> dict[str, dict[Status, int]]:
+        """``{domain: {status: count}}`` without loading the rows."""
+        where, params = _filters(domain=domain)
+        rows = self._query(
+            f"SELECT domain, status, COUNT(*) FROM files {where} GROUP BY domain, status",
+            params,
+        )
+        counts: dict[str, dict[Status, int]] = {}
+        for dom, status, count in rows:
+            counts.setdefault(dom, {})[Status(status)] = count
+        return counts
+
+    # -- state changes (one transaction each) --------------------------------------------------
 
     def record_listed(self, files: Iterable[LogFile]) -> None:
         """Insert unseen files as pending; refresh hour/size of pending and failed rows.
 
         Never changes a done, pruned or rejected row.
         """
-        raise NotImplementedError
+        now = self._now()
+        rows = [
+            (f.domain, f.name, to_text(f.start), to_text(f.end), f.size, now, now) for f in files
+        ]
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO files (domain, log_name, hour_start, hour_end, remote_size, status,"
+                " first_seen, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)"
+                " ON CONFLICT (domain, log_name) DO UPDATE SET"
+                " hour_start = excluded.hour_start, hour_end = excluded.hour_end,"
+                " remote_size = excluded.remote_size, updated_at = excluded.updated_at"
+                " WHERE files.status IN ('pending', 'failed')"
+                " AND (files.hour_start, files.hour_end, files.remote_size)"
+                " IS NOT (excluded.hour_start, excluded.hour_end, excluded.remote_size)",
+                rows,
+            )
 
     def mark_done(
         self,
@@ -111,22 +356,70 @@ class Manifest:
         plain_size: int,
         local_path: str,
         fmt: str,
+        plain_sha256: str | None = None,
     ) -> None:
-        raise NotImplementedError
+        """Record a file written, verified, fsynced and renamed into place.
+
+        :param sha256: of the downloaded gzip bytes.
+        :param plain_size: bytes of the decompressed text.
+        :param local_path: relative to the output directory, POSIX separators.
+        :param fmt: ``log`` or ``gz``: what ``local_path`` holds.
+        :param plain_sha256: of the decompressed text; `verify` checks a ``log`` file with it.
+        """
+        now = self._now()
+        with self._transaction() as conn:
+            self._update_row(
+                conn,
+                domain,
+                log_name,
+                "status = 'done', sha256 = ?, plain_size = ?, plain_sha256 = ?, local_path = ?,"
+                " format = ?, last_error = NULL, done_at = ?, updated_at = ?",
+                (sha256, plain_size, plain_sha256, local_path, fmt, now, now),
+            )
 
     def mark_failed(self, domain: str, log_name: str, error: str) -> None:
         """Record a failed attempt (attempts += 1, last_error = error)."""
-        raise NotImplementedError
+        with self._transaction() as conn:
+            self._update_row(
+                conn,
+                domain,
+                log_name,
+                "status = 'failed', attempts = attempts + 1, last_error = ?, updated_at = ?",
+                (error, self._now()),
+            )
 
     def mark_rejected(self, domain: str, log_name: str, reason: str) -> None:
-        raise NotImplementedError
+        """Record a file that will never be fetched (an unsafe LogName); ``reason`` says why."""
+        with self._transaction() as conn:
+            self._update_row(
+                conn,
+                domain,
+                log_name,
+                "status = 'rejected', last_error = ?, updated_at = ?",
+                (reason, self._now()),
+            )
 
     def mark_pruned(self, domain: str, log_name: str) -> None:
-        raise NotImplementedError
+        """Record that the local file was deleted by retention; it is never fetched again."""
+        with self._transaction() as conn:
+            self._update_row(
+                conn, domain, log_name, "status = 'pruned', updated_at = ?", (self._now(),)
+            )
 
     def mark_pending(self, domain: str, log_name: str, reason: str) -> None:
         """Send a done file back to pending (verify found it missing or corrupt)."""
-        raise NotImplementedError
+        # The file facts are cleared: they described a file that is no longer trustworthy.
+        # The ingest columns stay, so re-fetching identical bytes does not re-ingest them.
+        with self._transaction() as conn:
+            self._update_row(
+                conn,
+                domain,
+                log_name,
+                "status = 'pending', last_error = ?, sha256 = NULL, plain_size = NULL,"
+                " plain_sha256 = NULL, local_path = NULL, format = NULL, done_at = NULL,"
+                " updated_at = ?",
+                (reason, self._now()),
+            )
 
     def record_adopted(
         self,
@@ -139,20 +432,170 @@ class Manifest:
         plain_size: int,
         local_path: str,
         fmt: str,
+        plain_sha256: str | None = None,
     ) -> bool:
-        """Record a file found on disk as done; False if the ledger already knew it."""
-        raise NotImplementedError
+        """Record a file found on disk as done; False if the ledger already knew it.
+
+        A pending or failed row (listed, not yet fetched) is completed by the adopted file;
+        a done, pruned or rejected row is left alone.
+        """
+        now = self._now()
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO files (domain, log_name, hour_start, hour_end, status, sha256,"
+                " plain_size, plain_sha256, local_path, format, first_seen, updated_at, done_at)"
+                " VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (domain, log_name) DO UPDATE SET status = 'done',"
+                " sha256 = excluded.sha256, plain_size = excluded.plain_size,"
+                " plain_sha256 = excluded.plain_sha256, local_path = excluded.local_path,"
+                " format = excluded.format, last_error = NULL, done_at = excluded.done_at,"
+                " updated_at = excluded.updated_at"
+                " WHERE files.status IN ('pending', 'failed')",
+                (
+                    domain,
+                    log_name,
+                    to_text(hour_start),
+                    to_text(hour_end),
+                    sha256,
+                    plain_size,
+                    plain_sha256,
+                    local_path,
+                    fmt,
+                    now,
+                    now,
+                    now,
+                ),
+            )
+            return cursor.rowcount == 1
 
     def record_run(self, run: RunRecord) -> None:
-        raise NotImplementedError
+        """Append one sync run."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO runs (domain, started_at, finished_at, ok, summary_json)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    run.domain,
+                    to_text(run.started_at),
+                    to_text(run.finished_at),
+                    int(run.ok),
+                    run.summary_json,
+                ),
+            )
 
     def last_successful_run(self, domain: str) -> RunRecord | None:
-        raise NotImplementedError
+        """The most recent run of ``domain`` that finished with every file in place."""
+        rows = self._query(
+            "SELECT domain, started_at, finished_at, ok, summary_json FROM runs"
+            " WHERE domain = ? AND ok = 1 ORDER BY finished_at DESC, id DESC LIMIT 1",
+            (domain,),
+        )
+        if not rows:
+            return None
+        dom, started, finished, ok, summary = rows[0]
+        return RunRecord(dom, from_text(started), from_text(finished), bool(ok), summary)
 
     def files_to_ingest(self) -> list[FileRecord]:
         """Done rows never ingested, or whose sha256 changed since they were ingested."""
-        raise NotImplementedError
+        rows = self._query(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'done'"
+            f" AND ingested_sha256 IS NOT sha256 {_ORDER}"
+        )
+        return [_record(row) for row in rows]
 
     def mark_ingested(self, domain: str, log_name: str, *, rows: int, rejects: int) -> None:
         """Record that the row's current file (its sha256) is in the dataset with ``rows`` rows."""
-        raise NotImplementedError
+        with self._transaction() as conn:
+            self._update_row(
+                conn,
+                domain,
+                log_name,
+                "ingested_rows = ?, ingested_rejects = ?, ingested_sha256 = sha256,"
+                " ingested_at = ?",
+                (rows, rejects, self._now()),
+            )
+
+
+def _filters(
+    *, domain: str | None = None, status: Status | None = None
+) -> tuple[str, tuple[str, ...]]:
+    clauses: list[str] = []
+    params: list[str] = []
+    if domain is not None:
+        clauses.append("domain = ?")
+        params.append(domain)
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(Status(status).value)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _record(row: tuple[Any, ...]) -> FileRecord:
+    return FileRecord(
+        domain=row[0],
+        log_name=row[1],
+        hour_start=from_text(row[2]),
+        hour_end=from_text(row[3]),
+        remote_size=row[4],
+        status=Status(row[5]),
+        attempts=row[6],
+        last_error=row[7],
+        sha256=row[8],
+        plain_size=row[9],
+        local_path=row[10],
+        format=row[11],
+        first_seen=from_text(row[12]),
+        updated_at=from_text(row[13]),
+        done_at=_opt_time(row[14]),
+        ingested_rows=row[15],
+        ingested_rejects=row[16],
+        ingested_sha256=row[17],
+        ingested_at=_opt_time(row[18]),
+        plain_sha256=row[19],
+    )
+
+
+def _configure(conn: sqlite3.Connection, path: Path) -> None:
+    """Set the durable pragmas and create or check the schema."""
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # The first statement that reads the file: a non-SQLite file fails here.
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise ManifestError(f"cannot turn on WAL for the ledger {path} (got {mode})")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not tables:
+            conn.execute("BEGIN IMMEDIATE")
+            # Not executescript(): it COMMITs first, and the schema must appear atomically.
+            for statement in _SCHEMA_V1.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.commit()
+            return
+        if app_id != APPLICATION_ID or "schema_version" not in tables:
+            raise ManifestError(
+                f"{path} is an SQLite file but not a cdnlogs ledger",
+                hint="move it away, or point --out at the archive it belongs to",
+            )
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        version = row[0] if row else None
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        raise ManifestError(
+            f"the ledger {path} is unreadable: {exc}",
+            hint="restore it from a backup, or move it away and run `cdnlogs adopt` on the archive",
+        ) from exc
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+        raise SchemaVersionError(
+            f"the ledger {path} has schema version {version}, "
+            f"this cdnlogs understands up to {SCHEMA_VERSION}",
+            hint="upgrade cdnlogs (pip install -U cdnlogs) to use this archive",
+        )
