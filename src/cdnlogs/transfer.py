@@ -1,0 +1,608 @@
+"""The download engine: signed URLs to verified local files on a bounded thread pool.
+
+A :class:`Downloader` takes :class:`DownloadTask` values (a URL, a destination path and the
+expected size) and turns each into exactly one verified file, or into a failed
+:class:`DownloadResult` with the reason. It knows nothing about providers or the ledger
+(``sync`` composes those); progress goes to a :class:`TransferCallbacks` object, never to a UI.
+[boto/s3transfer]
+
+Per file, in one pass over the network stream:
+
+* the raw body is read with ``decode_content=False`` so the bytes are exactly what the log host
+  stored; their count must equal the listed LogSize and their sha256 is computed on the way;
+* the gzip stream (several members allowed) is inflated with ``isal`` (stdlib ``zlib`` when isal
+  is missing) with a bounded output size per call, so memory does not grow with the file; every
+  member's CRC and length are checked by the decompressor;
+* the output (the plain text for ``log``, the untouched gzip bytes for ``gz``) goes to
+  ``<name>.<random>.part`` in the destination directory, which is fsynced, renamed over the final
+  name with ``os.replace`` and followed by an fsync of the directory. On any failure the ``.part``
+  file is removed, so a file under its final name is always complete and verified.
+
+Retries (exponential backoff with full jitter, :class:`cdnlogs.retry.RetryPolicy`) cover
+connection errors, timeouts, 5xx/429, truncated bodies and corrupt gzip. A truncated body is
+resumed with ``Range`` when the host answers 206 with a matching ``Content-Range``; otherwise the
+download restarts from byte zero. A 403 or an ``Expires=`` in the past is a
+:class:`~cdnlogs.errors.UrlExpiredError` (the caller re-lists for a fresh URL); a 404 is retried
+only ``not_found_attempts`` times before :class:`~cdnlogs.errors.RemoteNotFoundError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+import types
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from cdnlogs.errors import (
+    IncompleteDownloadError,
+    RemoteNotFoundError,
+    RetriesExceededError,
+    TransferError,
+    UrlExpiredError,
+)
+from cdnlogs.redact import redact_url
+from cdnlogs.retry import RetryPolicy
+
+_inflate_module: types.ModuleType
+try:  # isal inflates about 3x faster than zlib; both have the same decompressobj API.
+    from isal import isal_zlib
+
+    _inflate_module = isal_zlib
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    _inflate_module = zlib
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = (
+    getattr(_inflate_module, "error", zlib.error),
+    zlib.error,
+)
+
+log = logging.getLogger(__name__)
+
+KiB = 1024
+MiB = 1024 * KiB
+
+DEFAULT_MAX_WORKERS = 8
+DEFAULT_CHUNK_SIZE = 1 * MiB
+#: Largest piece of plain text inflated per call: caps memory for highly compressible logs.
+DEFAULT_INFLATE_OUTPUT_SIZE = 4 * MiB
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
+DEFAULT_READ_TIMEOUT_SECONDS = 60.0
+DEFAULT_ATTEMPTS = 5
+DEFAULT_NOT_FOUND_ATTEMPTS = 2
+#: Tasks accepted beyond the running ones; keeps a 100k-file listing from becoming memory.
+DEFAULT_QUEUE_SIZE = 16
+DEFAULT_RETRY_POLICY = RetryPolicy(
+    attempts=DEFAULT_ATTEMPTS,
+    base_delay_seconds=0.5,
+    max_delay_seconds=10.0,
+    max_elapsed_seconds=300.0,
+)
+
+_GZIP_WBITS = 31  # zlib: expect a gzip header and trailer
+_GZIP_MAGIC = b"\x1f\x8b"
+# Only these are transient; anything else is a bug or a permanent condition. [s3transfer]
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Tunables of the downloader, with unit-bearing defaults."""
+
+    max_workers: int = DEFAULT_MAX_WORKERS
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    inflate_output_size: int = DEFAULT_INFLATE_OUTPUT_SIZE
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    not_found_attempts: int = DEFAULT_NOT_FOUND_ATTEMPTS
+    queue_size: int = DEFAULT_QUEUE_SIZE
+
+
+@dataclass(frozen=True)
+class DownloadTask:
+    """One file to fetch.
+
+    :param url: the signed URL (a secret: only its redacted form appears in messages).
+    :param destination: the final local path; its directory is created if missing.
+    :param expected_size: the listed LogSize; ``None`` trusts ``Content-Length``.
+    :param keep_gzip: store the verified gzip bytes as they came instead of the plain text.
+    :param key: an opaque tag the caller uses to match results (e.g. ``(domain, log_name)``).
+    """
+
+    url: str
+    destination: Path
+    expected_size: int | None
+    keep_gzip: bool = False
+    key: Any = None
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What became of one task. ``error`` is ``None`` when the file is in place and verified."""
+
+    task: DownloadTask
+    error: TransferError | None = None
+    #: Bytes received from the host (the gzip size) and their sha256.
+    size: int = 0
+    sha256: str | None = None
+    #: Size and sha256 of the decompressed text.
+    plain_size: int = 0
+    plain_sha256: str | None = None
+    attempts: int = 0
+    #: How many times a broken transfer was continued with ``Range`` / started over.
+    resumes: int = 0
+    restarts: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the file is in place and verified."""
+        return self.error is None
+
+
+class TransferCallbacks(Protocol):
+    """Progress subscriber. ``on_progress`` may be called from worker threads."""
+
+    def on_queued(self, task: DownloadTask) -> None:
+        """The task was accepted by the downloader."""
+
+    def on_progress(self, task: DownloadTask, nbytes: int) -> None:
+        """``nbytes`` more bytes arrived (negative when a restart discards bytes)."""
+
+    def on_done(self, result: DownloadResult) -> None:
+        """The task finished, well or badly (called on the thread consuming results)."""
+
+
+class NullCallbacks:
+    """A subscriber that ignores everything."""
+
+    def on_queued(self, task: DownloadTask) -> None:
+        """Ignore."""
+
+    def on_progress(self, task: DownloadTask, nbytes: int) -> None:
+        """Ignore."""
+
+    def on_done(self, result: DownloadResult) -> None:
+        """Ignore."""
+
+
+class GzipStreamVerifier:
+    """Inflate a (multi-member) gzip stream piece by piece, checking every CRC and length.
+
+    ``feed`` yields plain-text pieces of at most ``max_output`` bytes; ``finish`` raises
+    IncompleteDownloadError unless the stream ended exactly at the end of a member
+    (zero padding after the last member is accepted, as gzip(1) does).
+    """
+
+    def __init__(self, max_output: int = DEFAULT_INFLATE_OUTPUT_SIZE) -> None:
+        self._max_output = max_output
+        self._inflater: Any = _inflate_module.decompressobj(wbits=_GZIP_WBITS)
+        self._started = False  # bytes of the current member seen
+        self._members = 0
+        self._padding = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Inflate ``data``; yield the plain text it completes."""
+        while data:
+            if self._padding:
+                if data.strip(b"\x00"):
+                    raise IncompleteDownloadError("corrupt gzip: data after the zero padding")
+                return
+            if self._inflater.eof:
+                # The previous member ended cleanly: what follows is a new member or padding.
+                if data[:1] == b"\x00":
+                    self._padding = True
+                    continue
+                self._inflater = _inflate_module.decompressobj(wbits=_GZIP_WBITS)
+                self._started = False
+            if not self._started and len(data) >= 2 and data[:2] != _GZIP_MAGIC:
+                raise IncompleteDownloadError("corrupt gzip: not a gzip member header")
+            self._started = True
+            try:
+                out = self._inflater.decompress(data, self._max_output)
+            except _INFLATE_ERRORS as exc:
+                raise IncompleteDownloadError(f"corrupt gzip: {exc}") from None
+            if out:
+                yield out
+            if self._inflater.eof:
+                self._members += 1
+                data = self._inflater.unused_data
+            else:
+                data = self._inflater.unconsumed_tail
+
+    def finish(self) -> None:
+        """Raise unless the stream ended at the end of a member."""
+        if self._members == 0 or (self._started and not self._inflater.eof):
+            raise IncompleteDownloadError("corrupt gzip: the stream ends inside a member")
+
+
+@dataclass
+class _Partial:
+    """A file being received: the open ``.part`` file and everything needed to resume it."""
+
+    part_path: Path
+    handle: IO[bytes]
+    max_output: int
+    received: int = 0
+    plain_size: int = 0
+    #: Continuations accepted with 206, and restarts from byte zero after bytes had arrived.
+    resumes: int = 0
+    restarts: int = 0
+    gz_hash: Any = field(default_factory=hashlib.sha256)
+    plain_hash: Any = field(default_factory=hashlib.sha256)
+    verifier: GzipStreamVerifier = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.verifier = GzipStreamVerifier(self.max_output)
+
+    def reset(self) -> int:
+        """Throw away what was received (the stream must start over); return the bytes lost."""
+        lost = self.received
+        if lost:
+            self.restarts += 1
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.received = 0
+        self.plain_size = 0
+        self.gz_hash = hashlib.sha256()
+        self.plain_hash = hashlib.sha256()
+        self.verifier = GzipStreamVerifier(self.max_output)
+        return lost
+
+    def discard(self) -> None:
+        """Close and remove the ``.part`` file."""
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.part_path.unlink()
+
+
+class _RetryableStatusError(TransferError):
+    """A 5xx or 429 from the log host."""
+
+
+class _TruncatedError(IncompleteDownloadError):
+    """The body ended early; what arrived is good and may be resumed with Range."""
+
+
+class _CancelledError(TransferError):
+    """The downloader was cancelled while this file was in flight."""
+
+
+def make_session(config: TransferConfig | None = None) -> requests.Session:
+    """A requests Session whose connection pool fits ``config.max_workers`` threads."""
+    config = config or TransferConfig()
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(config.max_workers, 1))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # The log host must send the stored bytes, never a re-encoded body.
+    session.headers["Accept-Encoding"] = "identity"
+    return session
+
+
+def url_expires_at(url: str) -> float | None:
+    """The ``Expires=`` of a signed URL as Unix seconds, or None when it has none."""
+    values = parse_qs(urlsplit(url).query).get("Expires")
+    if not values:
+        return None
+    try:
+        return float(values[0])
+    except ValueError:
+        return None
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename in ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_parts(destination: Path) -> int:
+    """Delete ``<name>.*.part`` left next to ``destination`` by a killed run; return the count."""
+    pattern = glob.escape(str(destination)) + ".*.part"
+    removed = 0
+    for stale in glob.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
+            removed += 1
+    return removed
+
+
+def _parse_content_range(value: str | None) -> tuple[int, int, int | None] | None:
+    """``bytes START-END/TOTAL`` -> (start, end, total or None), or None if unparsable."""
+    if not value or not value.startswith("bytes "):
+        return None
+    span, _, total = value[6:].partition("/")
+    first, _, last = span.partition("-")
+    try:
+        return int(first), int(last), (None if total.strip() == "*" else int(total))
+    except ValueError:
+        return None
+
+
+class Downloader:
+    """Fetch DownloadTasks on a bounded thread pool; see the module docstring for the rules.
+
+    :param session: a requests Session (see :func:`make_session`); shared by the workers.
+    :param config: tunables.
+    :param sleep: how to wait between retries (tests may pass a faster one).
+    :param wall_clock: Unix time, to check ``Expires=`` before a request.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session | None = None,
+        config: TransferConfig | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config or TransferConfig()
+        self.session = session or make_session(self.config)
+        self._wall_clock = wall_clock
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop: running downloads give up at their next chunk, queued ones never start."""
+        self._cancelled.set()
+
+    # -- many files ---------------------------------------------------------------------------
+
+    def map(
+        self,
+        tasks: Iterable[DownloadTask],
+        callbacks: TransferCallbacks | None = None,
+    ) -> Iterator[DownloadResult]:
+        """Download ``tasks`` concurrently and yield each result as it completes.
+
+        ``tasks`` is consumed lazily: at most ``max_workers + queue_size`` tasks are in
+        flight, so a huge listing does not become memory. ``on_done`` runs on the thread
+        iterating this generator, so the caller may record results there (e.g. in SQLite).
+        Closing the generator early cancels the rest and waits for the running ones.
+        """
+        callbacks = callbacks or NullCallbacks()
+        limit = max(self.config.max_workers, 1) + max(self.config.queue_size, 0)
+        pool = ThreadPoolExecutor(
+            max_workers=max(self.config.max_workers, 1), thread_name_prefix="cdnlogs-dl"
+        )
+        pending: set[Future[DownloadResult]] = set()
+        try:
+            for task in tasks:
+                callbacks.on_queued(task)
+                pending.add(pool.submit(self.download, task, callbacks))
+                while len(pending) >= limit:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from self._collect(done, callbacks)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from self._collect(done, callbacks)
+        finally:
+            if pending:
+                # Interrupted (Ctrl-C, an error in the consumer): let running workers stop
+                # at their next chunk and remove their .part files before we return.
+                self.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _collect(
+        done: Iterable[Future[DownloadResult]], callbacks: TransferCallbacks
+    ) -> Iterator[DownloadResult]:
+        for future in done:
+            result = future.result()
+            callbacks.on_done(result)
+            yield result
+
+    # -- one file -----------------------------------------------------------------------------
+
+    def download(
+        self, task: DownloadTask, callbacks: TransferCallbacks | None = None
+    ) -> DownloadResult:
+        """Fetch one task with retries; never raises a TransferError, returns it in the result."""
+        callbacks = callbacks or NullCallbacks()
+        started = time.monotonic()
+        attempts = 0
+        partial: _Partial | None = None
+        try:
+            if self._cancelled.is_set():
+                raise _CancelledError("cancelled before it started")
+            task.destination.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_parts(task.destination)
+            partial = self._open_part(task.destination)
+            delays = self.config.retry.delays()
+            not_found = 0
+            while True:
+                attempts += 1
+                try:
+                    self._attempt(task, partial, callbacks)
+                    break
+                except (UrlExpiredError, _CancelledError):
+                    raise
+                except RemoteNotFoundError as exc:
+                    not_found += 1
+                    last: TransferError = exc
+                    if not_found >= self.config.not_found_attempts:
+                        raise
+                except _TruncatedError as exc:
+                    last = exc  # keep what arrived: the next attempt resumes with Range
+                except IncompleteDownloadError as exc:
+                    last = exc
+                    callbacks.on_progress(task, -partial.reset())
+                except _RetryableStatusError as exc:
+                    last = exc
+                except _NETWORK_ERRORS as exc:
+                    last = IncompleteDownloadError(
+                        f"connection failed after {partial.received} bytes: {type(exc).__name__}"
+                    )
+                delay = next(delays, None)
+                if delay is None:
+                    raise RetriesExceededError(
+                        f"gave up after {attempts} attempts: {last}", last_exception=last
+                    )
+                log.info(
+                    "retrying %s in %.2fs (attempt %d): %s",
+                    redact_url(task.url),
+                    delay,
+                    attempts + 1,
+                    last,
+                )
+                if self._cancelled.wait(delay):
+                    raise _CancelledError("cancelled")
+            self._commit(partial, task.destination)
+            return DownloadResult(
+                task=task,
+                size=partial.received,
+                sha256=partial.gz_hash.hexdigest(),
+                plain_size=partial.plain_size,
+                plain_sha256=partial.plain_hash.hexdigest(),
+                attempts=attempts,
+                resumes=partial.resumes,
+                restarts=partial.restarts,
+                seconds=time.monotonic() - started,
+            )
+        except TransferError as exc:
+            if partial is not None:
+                partial.discard()
+            return DownloadResult(
+                task=task,
+                error=exc,
+                attempts=attempts,
+                resumes=partial.resumes if partial else 0,
+                restarts=partial.restarts if partial else 0,
+                seconds=time.monotonic() - started,
+            )
+        except OSError as exc:
+            # Local disk trouble (full, read-only, permissions): permanent for this file.
+            if partial is not None:
+                partial.discard()
+            error = TransferError(f"cannot write {task.destination.name}: {exc.strerror or exc}")
+            return DownloadResult(
+                task=task, error=error, attempts=attempts, seconds=time.monotonic() - started
+            )
+        except BaseException:
+            if partial is not None:
+                partial.discard()
+            raise
+
+    def _open_part(self, destination: Path) -> _Partial:
+        part = destination.with_name(f"{destination.name}.{secrets.token_hex(6)}.part")
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        handle = os.fdopen(fd, "w+b")
+        return _Partial(part_path=part, handle=handle, max_output=self.config.inflate_output_size)
+
+    @staticmethod
+    def _commit(partial: _Partial, destination: Path) -> None:
+        # Order matters for crash safety: data durable, then the name, then the directory
+        # entry. Only after this returns may the caller record the file as done.
+        partial.handle.flush()
+        os.fsync(partial.handle.fileno())
+        partial.handle.close()
+        os.replace(partial.part_path, destination)
+        fsync_directory(destination.parent)
+
+    def _attempt(self, task: DownloadTask, partial: _Partial, callbacks: TransferCallbacks) -> None:
+        """One HTTP request, resuming ``partial`` when it holds bytes; raise on any failure."""
+        expires = url_expires_at(task.url)
+        if expires is not None and expires <= self._wall_clock():
+            raise UrlExpiredError(f"signed URL expired: {redact_url(task.url)}")
+        headers = {"Range": f"bytes={partial.received}-"} if partial.received else {}
+        timeout = (self.config.connect_timeout_seconds, self.config.read_timeout_seconds)
+        with self.session.get(task.url, headers=headers, stream=True, timeout=timeout) as resp:
+            self._check_status(task, resp)
+            expected = task.expected_size
+            if partial.received and resp.status_code == 206:
+                span = _parse_content_range(resp.headers.get("Content-Range"))
+                total_ok = span is not None and (
+                    expected is None or span[2] is None or span[2] == expected
+                )
+                if span is None or span[0] != partial.received or not total_ok:
+                    # Not the range we asked for: trust nothing and start over next attempt.
+                    raise IncompleteDownloadError("the host answered a different byte range")
+                partial.resumes += 1
+            elif partial.received:
+                # 200 to a Range request: the host sends the whole file; start over with it.
+                callbacks.on_progress(task, -partial.reset())
+            if expected is None and resp.status_code == 200:
+                length = resp.headers.get("Content-Length")
+                expected = int(length) if length and length.isdigit() else None
+            self._receive(task, resp, partial, expected, callbacks)
+
+    def _check_status(self, task: DownloadTask, resp: requests.Response) -> None:
+        status = resp.status_code
+        if status in (200, 206):
+            return
+        where = redact_url(task.url)
+        if status == 403:
+            raise UrlExpiredError(f"HTTP 403 for {where} (signed URL expired or refused)")
+        if status == 404:
+            raise RemoteNotFoundError(f"HTTP 404 for {where}")
+        if status == 416:
+            raise IncompleteDownloadError(f"HTTP 416 for {where}: range not satisfiable")
+        if status >= 500 or status == 429:
+            raise _RetryableStatusError(f"HTTP {status} for {where}")
+        raise TransferError(f"HTTP {status} for {where}")
+
+    def _receive(
+        self,
+        task: DownloadTask,
+        resp: requests.Response,
+        partial: _Partial,
+        expected: int | None,
+        callbacks: TransferCallbacks,
+    ) -> None:
+        raw = resp.raw
+        chunk_size = self.config.chunk_size
+        handle = partial.handle
+        while True:
+            if self._cancelled.is_set():
+                raise _CancelledError("cancelled")
+            chunk = raw.read(chunk_size, decode_content=False)
+            if not chunk:
+                break
+            partial.received += len(chunk)
+            if expected is not None and partial.received > expected:
+                raise IncompleteDownloadError(
+                    f"more bytes than the listed size {expected} for {task.destination.name}"
+                )
+            partial.gz_hash.update(chunk)
+            if task.keep_gzip:
+                handle.write(chunk)
+            for piece in partial.verifier.feed(chunk):
+                partial.plain_size += len(piece)
+                partial.plain_hash.update(piece)
+                if not task.keep_gzip:
+                    handle.write(piece)
+            callbacks.on_progress(task, len(chunk))
+        if expected is not None and partial.received < expected:
+            raise _TruncatedError(
+                f"body ended after {partial.received} of {expected} bytes "
+                f"for {task.destination.name}"
+            )
+        partial.verifier.finish()
