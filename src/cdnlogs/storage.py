@@ -95,7 +95,7 @@ def check_log_name(name: str) -> str:
         raise UnsafeNameError(f"LogName {shown} contains control characters")
     if "/" in name or "\\" in name:
         raise UnsafeNameError(f"LogName {shown} contains a path separator")
-    if name in (".", "..") or ".." in name:
+    if ".." in name:
         raise UnsafeNameError(f"LogName {shown} contains '..'")
     if name.startswith("."):
         raise UnsafeNameError(f"LogName {shown} starts with a dot (a hidden file)")
