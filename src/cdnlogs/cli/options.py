@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from cdnlogs.cli.context import AppContext
 from cdnlogs.config import Settings, load_settings
+from cdnlogs.errors import UsageError
+from cdnlogs.timeutil import parse_when
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +63,88 @@ def out_option(func: F) -> F:
     )(func)
 
 
+def domain_option(func: F) -> F:
+    """``--domain D`` (repeatable, or comma-separated) and ``--all-domains``."""
+    func = click.option(
+        "--all-domains",
+        is_flag=True,
+        help="Every domain of the account (DescribeUserDomains).",
+    )(func)
+    return click.option(
+        "--domain",
+        "domains",
+        multiple=True,
+        metavar="DOMAIN",
+        help="Domain to work on; repeat or comma-separate for several. [env: CDNLOGS_DOMAINS]",
+    )(func)
+
+
+def window_options(func: F) -> F:
+    """``--since WHEN`` and ``--until WHEN`` (ISO-8601 UTC, or relative like ``36h``, ``7d``)."""
+    func = click.option(
+        "--until",
+        default=None,
+        metavar="WHEN",
+        help="End of the window: ISO-8601 (UTC if no offset) or relative like 2h. Default: now.",
+    )(func)
+    return click.option(
+        "--since",
+        default=None,
+        metavar="WHEN",
+        help="Start of the window: ISO-8601 (UTC if no offset) or relative like 36h, 7d.",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    """``--json``: machine-readable output on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(
+        func
+    )
+
+
+def _raise_verbosity(ctx: click.Context, _param: click.Parameter, count: int) -> None:
+    if not count:
+        return
+    # The group already installed the redacting handler; a command-level -v only lowers the
+    # level, so `cdnlogs list -v` and `cdnlogs -v list` behave the same.
+    level = logging.INFO if count == 1 else logging.DEBUG
+    logger = logging.getLogger("cdnlogs")
+    logger.setLevel(min(logger.getEffectiveLevel(), level))
+    app = ctx.find_object(AppContext)
+    if app is not None:
+        app.verbose = max(app.verbose, count)
+
+
+def verbose_option(func: F) -> F:
+    """``-v/--verbose`` after the command name too (same meaning as on the group)."""
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_raise_verbosity,
+        help="More log output (-v info, -vv debug); secrets and signed URLs are redacted.",
+    )(func)
+
+
 def make_settings(config_path: Path | None = None, **flags: Any) -> Settings:
-    """Build Settings from this command's flags (``None`` = not given) over env and file."""
+    """Build Settings from this command's flags (``None`` = not given) over env and file.
+
+    Flags are switches or values: ``None``, ``False`` and an empty tuple all mean "not given",
+    so a default never hides the environment or the config file.
+    """
     return load_settings(flags, env=os.environ, config_path=config_path)
+
+
+def resolve_window(
+    settings: Settings, *, now: datetime, default: timedelta
+) -> tuple[datetime, datetime]:
+    """The ``[since, until)`` window in aware UTC; ``since`` defaults to ``now - default``."""
+    until = parse_when(settings.until, now=now) if settings.until else now
+    since = parse_when(settings.since, now=now) if settings.since else until - default
+    if since >= until:
+        raise UsageError(
+            f"the window is empty: --since {since:%Y-%m-%dT%H:%M:%SZ} is not "
+            f"before --until {until:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    return since, until
