@@ -1,0 +1,473 @@
+"""One sync run: list -> plan -> transfer -> record. The one module composing those parts.
+
+[s3transfer manager] Under the archive lock, for the window ``[since, until)``:
+
+1. every domain's window is listed again (logs arrive late; an hour can be split) and every
+   listed file is recorded in the ledger (``record_listed``) before anything is downloaded;
+2. :func:`cdnlogs.plan.plan_fetches` picks what the ledger lacks (pending/failed/new) and
+   rejects unsafe names, which are recorded as ``rejected`` with a warning;
+3. one :class:`~cdnlogs.transfer.Downloader` fetches every task of every domain on one bounded
+   pool; each verified file is in place (fsynced, renamed) before its row becomes ``done``;
+   a failure becomes ``failed`` with its reason and the run goes on;
+4. files whose signed URL expired (403 / ``Expires=`` past) make their domain re-list its
+   window once, and are retried with the fresh URLs;
+5. ``retention`` prunes old files, and one run row per domain is recorded.
+
+The result is a :class:`SyncSummary`; the CLI prints it and turns failures into exit 5.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import requests
+
+from cdnlogs.config import Settings
+from cdnlogs.errors import ConfigError, UnsafeNameError, UrlExpiredError, UsageError
+from cdnlogs.lock import ArchiveLock
+from cdnlogs.manifest import Manifest, RunRecord
+from cdnlogs.models import Listing
+from cdnlogs.plan import FetchTask, Plan, plan_fetches
+from cdnlogs.providers.base import Provider
+from cdnlogs.redact import redact_text
+from cdnlogs.retry import RetryPolicy
+from cdnlogs.storage import FORMATS, resolve_inside, validate_layout
+from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
+from cdnlogs.transfer import (
+    DEFAULT_RETRY_POLICY,
+    Downloader,
+    DownloadResult,
+    DownloadTask,
+    NullCallbacks,
+    TransferConfig,
+    make_session,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SyncCallbacks(Protocol):
+    """Progress subscriber of a whole sync: transfer events plus what each domain will fetch."""
+
+    def on_planned(self, domain: str, files: int, nbytes: int) -> None:
+        """``domain`` will fetch ``files`` files totalling ``nbytes`` listed bytes."""
+
+    def on_queued(self, task: DownloadTask) -> None:
+        """See :class:`cdnlogs.transfer.TransferCallbacks`."""
+
+    def on_progress(self, task: DownloadTask, nbytes: int) -> None:
+        """See :class:`cdnlogs.transfer.TransferCallbacks`."""
+
+    def on_done(self, result: DownloadResult) -> None:
+        """See :class:`cdnlogs.transfer.TransferCallbacks`."""
+
+
+class NullSyncCallbacks(NullCallbacks):
+    """Ignores every event."""
+
+    def on_planned(self, domain: str, files: int, nbytes: int) -> None:
+        """Ignore."""
+
+
+@dataclass
+class FileProblem:
+    """A file that failed or was rejected, and why (never a URL's query string)."""
+
+    domain: str
+    name: str
+    reason: str
+
+
+@dataclass
+class DomainSummary:
+    """What one domain's sync did."""
+
+    domain: str
+    listed: int = 0
+    fetched: int = 0
+    skipped: int = 0
+    failed: list[FileProblem] = field(default_factory=list)
+    rejected: list[FileProblem] = field(default_factory=list)
+    #: Gzip bytes received and plain bytes written by this run.
+    bytes: int = 0
+    plain_bytes: int = 0
+    #: The window start asked for, when the provider moved it forward.
+    clamped_from: str | None = None
+    relisted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every fetchable listed file is in place."""
+        return not self.failed
+
+
+@dataclass
+class SyncSummary:
+    """What a whole sync run did: the numbers `--json` prints."""
+
+    out_dir: str
+    start: str
+    end: str
+    format: str
+    domains: list[DomainSummary] = field(default_factory=list)
+    pruned: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed (rejected names are reported but do not fail the run)."""
+        return all(d.ok for d in self.domains)
+
+    def total(self, name: str) -> int:
+        """Sum of an integer field (``listed``, ``fetched``, ``skipped``, ``bytes``...)."""
+        return sum(int(getattr(d, name)) for d in self.domains)
+
+    @property
+    def failed(self) -> list[FileProblem]:
+        """Every failed file of every domain."""
+        return [p for d in self.domains for p in d.failed]
+
+    @property
+    def rejected(self) -> list[FileProblem]:
+        """Every rejected file of every domain."""
+        return [p for d in self.domains for p in d.rejected]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary: totals first, then per-domain details."""
+        return {
+            "ok": self.ok,
+            "out": self.out_dir,
+            "start": self.start,
+            "end": self.end,
+            "format": self.format,
+            "listed": self.total("listed"),
+            "fetched": self.total("fetched"),
+            "skipped": self.total("skipped"),
+            "failed": [asdict(p) for p in self.failed],
+            "rejected": [asdict(p) for p in self.rejected],
+            "bytes": self.total("bytes"),
+            "plain_bytes": self.total("plain_bytes"),
+            "pruned": self.pruned,
+            "seconds": round(self.seconds, 3),
+            "domains": [
+                {
+                    "domain": d.domain,
+                    "ok": d.ok,
+                    "listed": d.listed,
+                    "fetched": d.fetched,
+                    "skipped": d.skipped,
+                    "failed": len(d.failed),
+                    "rejected": len(d.rejected),
+                    "bytes": d.bytes,
+                    "plain_bytes": d.plain_bytes,
+                    "clamped_from": d.clamped_from,
+                    "relisted": d.relisted,
+                }
+                for d in self.domains
+            ],
+        }
+
+
+def resolve_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
+    """``[since, until)`` from the settings: the look-back up to ``now`` by default."""
+    end = parse_when(settings.until, now=now) if settings.until else now.astimezone(UTC)
+    if settings.since:
+        start = parse_when(settings.since, now=now)
+    else:
+        start = (now - parse_duration(settings.lookback)).astimezone(UTC)
+    if start >= end:
+        raise UsageError(f"--since {iso_utc(start)} is not before --until {iso_utc(end)}")
+    return start, end
+
+
+def transfer_config(settings: Settings) -> TransferConfig:
+    """The downloader's tunables from the settings (concurrency, timeouts, attempts)."""
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    return TransferConfig(
+        max_workers=settings.concurrency,
+        connect_timeout_seconds=settings.connect_timeout_seconds,
+        read_timeout_seconds=settings.read_timeout_seconds,
+        retry=RetryPolicy(
+            attempts=settings.download_attempts,
+            base_delay_seconds=retry.base_delay_seconds,
+            max_delay_seconds=retry.max_delay_seconds,
+            max_elapsed_seconds=retry.max_elapsed_seconds,
+        ),
+    )
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse settings a sync cannot use before taking the lock (ConfigError / UsageError)."""
+    if settings.format not in FORMATS:
+        raise ConfigError(
+            f"unknown format {settings.format!r}", hint="use one of: " + ", ".join(FORMATS)
+        )
+    validate_layout(settings.layout)
+    if settings.concurrency < 1:
+        raise UsageError(f"concurrency must be at least 1, not {settings.concurrency}")
+    if settings.retention:
+        parse_duration(settings.retention)
+
+
+def select_domains(settings: Settings, provider: Provider) -> list[str]:
+    """The domains to sync: ``--domain`` values, or every domain with ``--all-domains``."""
+    names = list(dict.fromkeys(settings.domains))
+    if settings.all_domains:
+        names += [d.name for d in provider.list_domains() if d.name not in names]
+    if not names:
+        raise ConfigError(
+            "no domain to sync",
+            hint="pass --domain NAME (repeatable) or --all-domains, or set `domains` in the "
+            "config file",
+        )
+    return names
+
+
+@dataclass
+class _DomainState:
+    summary: DomainSummary
+    listing: Listing
+    plan: Plan
+    expired: list[str] = field(default_factory=list)
+
+
+class SyncRun:
+    """One sync over an archive; build it, then call :meth:`run` once.
+
+    :param settings: the loaded settings (window, domains, out dir, format, layout, ...).
+    :param provider: where listings come from (e.g. ``providers.aliyun.make_provider``).
+    :param session: HTTP session for downloads (default :func:`~cdnlogs.transfer.make_session`).
+    :param config: downloader tunables (default from the settings).
+    :param callbacks: progress subscriber (the CLI's progress bar).
+    :param now: "now" for the window and the URL-expiry check.
+    :param prune: applies ``settings.retention`` after the sync; returns files pruned
+        (default :func:`cdnlogs.housekeeping.prune_archive`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider,
+        *,
+        session: requests.Session | None = None,
+        config: TransferConfig | None = None,
+        callbacks: SyncCallbacks | None = None,
+        now: datetime | None = None,
+        prune: Callable[[Settings, Manifest, datetime], int] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.config = config or transfer_config(settings)
+        self.downloader = Downloader(session or make_session(self.config), self.config)
+        self.callbacks: SyncCallbacks = callbacks or NullSyncCallbacks()
+        self.now = now or datetime.now(UTC)
+        self._prune = prune or _default_prune
+
+    def run(self) -> SyncSummary:
+        """Sync every selected domain; return the summary (failures are in it, not raised).
+
+        Raises ConfigError/UsageError for unusable settings, ApiError when a listing is
+        refused, LockedError when another sync holds the archive.
+        """
+        started = time.monotonic()
+        settings = self.settings
+        check_settings(settings)
+        start, end = resolve_window(settings, self.now)
+        summary = SyncSummary(
+            out_dir=str(settings.out_dir),
+            start=iso_utc(start),
+            end=iso_utc(end),
+            format=settings.format,
+        )
+        domains = select_domains(settings, self.provider)
+        settings.out_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            ArchiveLock(settings.state_dir, purpose="sync"),
+            Manifest.open(settings.state_dir) as manifest,
+        ):
+            run_started = datetime.now(UTC)
+            states = [self._list_and_plan(manifest, d, start, end) for d in domains]
+            summary.domains = [s.summary for s in states]
+            by_domain = {s.summary.domain: s for s in states}
+            self._fetch(manifest, by_domain, [t for s in states for t in s.plan.fetch])
+            # Expired URLs: re-list each affected domain once and retry only those files.
+            retry_tasks: list[FetchTask] = []
+            for state in states:
+                if state.expired:
+                    retry_tasks += self._relist(manifest, state, start, end)
+            self._fetch(manifest, by_domain, retry_tasks, final=True)
+            if settings.retention:
+                summary.pruned = self._prune(settings, manifest, self.now)
+            summary.seconds = time.monotonic() - started
+            finished = datetime.now(UTC)
+            for state in states:
+                manifest.record_run(
+                    RunRecord(
+                        domain=state.summary.domain,
+                        started_at=run_started,
+                        finished_at=finished,
+                        ok=state.summary.ok,
+                        summary_json=json.dumps(asdict(state.summary), sort_keys=True),
+                    )
+                )
+        return summary
+
+    def _list_and_plan(
+        self, manifest: Manifest, domain: str, start: datetime, end: datetime
+    ) -> _DomainState:
+        listing = self.provider.list_log_files(domain, start, end)
+        manifest.record_listed(listing.files)
+        plan = plan_fetches(
+            listing.files,
+            manifest.records(domain),
+            layout=self.settings.layout,
+            fmt=self.settings.format,
+            now=self.now,
+        )
+        summary = DomainSummary(
+            domain=domain,
+            listed=len(listing.files),
+            skipped=sum(plan.skipped.values()),
+            clamped_from=iso_utc(listing.clamped_from) if listing.clamped_from else None,
+        )
+        for rejection in plan.rejected:
+            name = rejection.log_file.name
+            summary.rejected.append(FileProblem(domain, name, rejection.reason))
+            if not rejection.known:
+                log.warning("rejected %s: %s", domain, rejection.reason)
+                manifest.mark_rejected(domain, name, rejection.reason)
+        self.callbacks.on_planned(domain, len(plan.fetch), plan.fetch_bytes)
+        return _DomainState(summary, listing, plan)
+
+    def _relist(
+        self, manifest: Manifest, state: _DomainState, start: datetime, end: datetime
+    ) -> list[FetchTask]:
+        domain = state.summary.domain
+        log.info(
+            "%d signed URLs of %s expired: listing the window again", len(state.expired), domain
+        )
+        state.summary.relisted = True
+        listing = self.provider.list_log_files(domain, start, end)
+        manifest.record_listed(listing.files)
+        wanted = set(state.expired)
+        state.expired = []
+        fresh = [f for f in listing.files if f.name in wanted]
+        plan = plan_fetches(
+            fresh,
+            manifest.records(domain),
+            layout=self.settings.layout,
+            fmt=self.settings.format,
+            now=self.now,
+        )
+        gone = wanted - {f.name for f in fresh}
+        for name in sorted(gone):
+            reason = "signed URL expired and the file is no longer listed"
+            state.summary.failed.append(FileProblem(domain, name, reason))
+            manifest.mark_failed(domain, name, reason)
+        self.callbacks.on_planned(domain, len(plan.fetch), plan.fetch_bytes)
+        return plan.fetch
+
+    def _tasks(
+        self, manifest: Manifest, states: dict[str, _DomainState], fetches: Sequence[FetchTask]
+    ) -> Iterator[DownloadTask]:
+        out_dir = self.settings.out_dir
+        keep_gzip = self.settings.format == "gz"
+        for fetch in fetches:
+            log_file = fetch.log_file
+            try:
+                destination = resolve_inside(out_dir, fetch.relative_path)
+            except UnsafeNameError as exc:
+                # A symlink planted under --out would take the write elsewhere: refuse it.
+                state = states[log_file.domain]
+                log.warning("rejected %s: %s", log_file.domain, exc.message)
+                state.summary.rejected.append(
+                    FileProblem(log_file.domain, log_file.name, exc.message)
+                )
+                manifest.mark_rejected(log_file.domain, log_file.name, exc.message)
+                continue
+            yield DownloadTask(
+                url=log_file.url,
+                destination=destination,
+                expected_size=log_file.size,
+                keep_gzip=keep_gzip,
+                key=fetch,
+            )
+
+    def _fetch(
+        self,
+        manifest: Manifest,
+        states: dict[str, _DomainState],
+        fetches: Sequence[FetchTask],
+        *,
+        final: bool = False,
+    ) -> None:
+        if not fetches:
+            return
+        tasks = self._tasks(manifest, states, fetches)
+        for result in self.downloader.map(tasks, self.callbacks):
+            fetch: FetchTask = result.task.key
+            domain, name = fetch.log_file.domain, fetch.log_file.name
+            state = states[domain]
+            if result.ok:
+                manifest.mark_done(
+                    domain,
+                    name,
+                    sha256=result.sha256 or "",
+                    plain_size=result.plain_size,
+                    plain_sha256=result.plain_sha256,
+                    local_path=fetch.relative_path.as_posix(),
+                    fmt=self.settings.format,
+                )
+                state.summary.fetched += 1
+                state.summary.bytes += result.size
+                state.summary.plain_bytes += result.plain_size
+                continue
+            assert result.error is not None
+            if isinstance(result.error, UrlExpiredError) and not final:
+                state.expired.append(name)
+                continue
+            reason = redact_text(str(result.error))
+            log.warning("failed %s %s: %s", domain, name, reason)
+            state.summary.failed.append(FileProblem(domain, name, reason))
+            manifest.mark_failed(domain, name, reason)
+
+
+def _default_prune(settings: Settings, manifest: Manifest, now: datetime) -> int:
+    # Imported here: housekeeping is a sibling composed only when retention is set.
+    from cdnlogs import housekeeping
+
+    assert settings.retention is not None
+    result = housekeeping.prune_archive(
+        manifest, settings.out_dir, keep=parse_duration(settings.retention), now=now
+    )
+    for problem in result.problems:
+        log.warning("retention: cannot prune %s: %s", problem.log_name, problem.reason)
+    return len(result.files)
+
+
+def run_sync(
+    settings: Settings,
+    provider: Provider,
+    *,
+    session: requests.Session | None = None,
+    config: TransferConfig | None = None,
+    callbacks: SyncCallbacks | None = None,
+    now: datetime | None = None,
+) -> SyncSummary:
+    """Run one sync (see :class:`SyncRun`) and return its summary."""
+    return SyncRun(
+        settings, provider, session=session, config=config, callbacks=callbacks, now=now
+    ).run()
+
+
+def make_sync_provider(settings: Settings) -> Provider:
+    """The Aliyun provider for ``settings`` (the SDK is imported only when a sync runs)."""
+    from cdnlogs.providers.aliyun import make_provider
+
+    return make_provider(settings)
