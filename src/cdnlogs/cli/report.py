@@ -1,3 +1,146 @@
-"""The `report` command (placeholder until the analyze issue lands)."""
+"""The ``report`` command: what happened on my domains, in the terminal, as JSON or as HTML."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import duckdb
+from rich.console import Console
+
+from cdnlogs.analyze import DEFAULT_TOP, Filters, Report, analyze
+from cdnlogs.cli import cli
+from cdnlogs.cli.context import AppContext
+from cdnlogs.cli.options import config_option, make_settings, out_option
+from cdnlogs.errors import UsageError
+from cdnlogs.report.html import write_html
+from cdnlogs.report.text import render_text
+from cdnlogs.timeutil import parse_when
+
+#: Width of the plain text report when stdout is not a terminal (pipes, cron mail, files).
+PLAIN_WIDTH = 120
+
+
+@cli.command("report")
+@out_option
+@config_option
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Parquet dataset root (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
+)
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    help="Only this domain; repeat for several (default: every domain in the dataset).",
+)
+@click.option(
+    "--since", default=None, help="First instant included: ISO-8601 (UTC if naive) or 36h, 7d."
+)
+@click.option("--until", default=None, help="First instant excluded: ISO-8601 or 36h, 7d.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TOP,
+    show_default=True,
+    help="Rows in each top table.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write one self-contained HTML file with charts (works offline).",
+)
+@click.pass_obj
+def report_command(
+    app: AppContext,
+    out_dir: Path | None,
+    config_path: Path | None,
+    dataset: Path | None,
+    domains: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    top: int,
+    as_json: bool,
+    html_path: Path | None,
+) -> None:
+    """Summarise the dataset: traffic, hit ratio, errors, top URLs and clients, latency, per hour.
+
+    Times are UTC; the window is SINCE <= time < UNTIL. Run `cdnlogs ingest` first.
+    """
+    settings = make_settings(
+        config_path,
+        out_dir=out_dir,
+        dataset=dataset,
+        domains=list(domains) or None,
+        since=since,
+        until=until,
+    )
+    now = datetime.now(UTC)
+    filters = Filters(
+        domains=tuple(settings.domains),
+        since=parse_when(settings.since, now=now) if settings.since else None,
+        until=parse_when(settings.until, now=now) if settings.until else None,
+        top=top,
+    )
+    if filters.since and filters.until and filters.since >= filters.until:
+        raise UsageError("--since must be before --until")
+    result = _run(settings.dataset_dir, filters)
+    if html_path is not None:
+        write_html(result, html_path)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), file=app.stdout)
+    else:
+        render_text(result, _console(app))
+    if html_path is not None:
+        click.echo(f"Wrote {html_path}", err=True)
+
+
+def _run(root: Path, filters: Filters) -> Report:
+    if not root.is_dir():
+        return replace(
+            analyze(duckdb.connect(), filters),
+            notes=[f"no dataset at {root} (run `cdnlogs ingest` first, or pass --dataset)"],
+        )
+    con = _connect(root)
+    try:
+        return analyze(con, filters)
+    finally:
+        con.close()
+
+
+def _connect(root: Path) -> duckdb.DuckDBPyConnection:
+    """A connection with ``logs`` and ``rejects`` views over the dataset root."""
+    # Interim: the dataset module's connect() replaces this once it lands.
+    con = duckdb.connect()
+    if any(root.glob("domain=*/date=*/*.parquet")):
+        glob = str(root / "domain=*" / "date=*" / "*.parquet").replace("'", "''")
+        con.execute(
+            f"CREATE VIEW logs AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)"
+        )
+    if any(root.glob("_rejects/domain=*/*.parquet")):
+        glob = str(root / "_rejects" / "domain=*" / "*.parquet").replace("'", "''")
+        con.execute(
+            f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)"
+        )
+    return con
+
+
+def _console(app: AppContext) -> Console:
+    stream = app.stdout
+    interactive = stream.isatty()
+    # On a pipe rich drops colour by itself; a fixed width keeps lines from wrapping at 80.
+    return Console(
+        file=stream,
+        width=None if interactive else PLAIN_WIDTH,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
