@@ -1,3 +1,409 @@
-"""Commands status, verify, prune, adopt (placeholder until the sync issue lands)."""
+"""Commands status, verify, prune and adopt: look after an archive without the network."""
 
 from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cdnlogs.cli import cli
+from cdnlogs.cli.context import AppContext
+from cdnlogs.cli.options import config_option, json_option, make_settings, out_option
+from cdnlogs.config import Settings
+from cdnlogs.errors import PartialSyncError, UsageError
+from cdnlogs.housekeeping import (
+    AdoptResult,
+    DomainStatus,
+    HourRange,
+    PruneResult,
+    VerifyResult,
+    adopt_files,
+    archive_status,
+    prune_archive,
+    status_window,
+    verify_archive,
+)
+from cdnlogs.lock import ArchiveLock
+from cdnlogs.manifest import Manifest, Status
+from cdnlogs.timeutil import parse_duration, parse_when
+
+#: Gap ranges shown per domain in the table view (all of them are in --json).
+MAX_GAPS_SHOWN = 8
+
+
+def _console(ctx: click.Context) -> Console:
+    app = ctx.find_object(AppContext)
+    stream: IO[str] = app.stdout if app is not None else sys.stdout
+    # Piped output is read by people too (cron mail): don't squeeze tables into 80 columns.
+    width = None if stream.isatty() else 160
+    return Console(file=stream, highlight=False, width=width)
+
+
+def _emit_json(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _range_text(gap: HourRange) -> str:
+    start = gap.start.astimezone(UTC)
+    last = gap.end.astimezone(UTC)
+    if gap.hours == 1:
+        return f"{start:%Y-%m-%d %H}:00"
+    end_text = f"{last:%H}:00" if last.date() == start.date() else f"{last:%Y-%m-%d %H}:00"
+    return f"{start:%Y-%m-%d %H}:00–{end_text} ({gap.hours}h)"
+
+
+def _open_ledger(settings: Settings) -> Manifest:
+    return Manifest.open(settings.state_dir, create=False)
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+@cli.command()
+@out_option
+@config_option
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Only this domain; repeat for several. Default: every domain in the archive.",
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="WHEN",
+    help="Look for gaps from here (ISO-8601 or relative like 7d). Default: the look-back (72h).",
+)
+@json_option
+@click.pass_context
+def status(
+    ctx: click.Context,
+    out_dir: Path | None,
+    config_path: Path | None,
+    domains: tuple[str, ...],
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Show per-domain file counts, hours covered, gaps in the window and the last sync."""
+    settings = make_settings(config_path, out_dir=out_dir, since=since)
+    now = datetime.now(UTC)
+    start, end = status_window(
+        now=now,
+        since=parse_when(settings.since, now=now) if settings.since else None,
+        lookback=parse_duration(settings.lookback),
+    )
+    with _open_ledger(settings) as manifest:
+        wanted = list(domains) or sorted(set(manifest.domains()) | set(settings.domains))
+        result = archive_status(manifest, window_start=start, window_end=end, domains=wanted)
+    if as_json:
+        _emit_json(_status_json(settings, start, end, result))
+        return
+    _print_status(_console(ctx), settings, start, end, result)
+
+
+def _status_json(
+    settings: Settings, start: datetime, end: datetime, result: list[DomainStatus]
+) -> dict[str, Any]:
+    return {
+        "out": str(settings.out_dir),
+        "window": {"start": _iso(start), "end": _iso(end)},
+        "domains": [
+            {
+                "domain": d.domain,
+                "counts": {status.value: d.counts.get(status, 0) for status in Status},
+                "bytes": d.bytes_stored,
+                "hours_covered": d.hours_covered,
+                "first_hour": _iso(d.first_hour),
+                "last_hour": _iso(d.last_hour),
+                "missing_hours": d.missing_hours,
+                "gaps": [
+                    {"start": _iso(g.start), "end": _iso(g.end), "hours": g.hours} for g in d.gaps
+                ],
+                "last_sync": _iso(d.last_sync),
+            }
+            for d in result
+        ],
+    }
+
+
+def _print_status(
+    console: Console, settings: Settings, start: datetime, end: datetime, rows: list[DomainStatus]
+) -> None:
+    if not rows:
+        console.print(f"The archive {settings.out_dir} has no files yet.")
+        return
+    table = Table(
+        title=f"{settings.out_dir}: window {_iso(start)} to {_iso(end)}",
+        title_justify="left",
+    )
+    table.add_column("domain", no_wrap=True)
+    for status in Status:
+        table.add_column(status.value, justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("hours", justify="right")
+    table.add_column("missing", justify="right")
+    table.add_column("last sync (UTC)")
+    for d in rows:
+        table.add_row(
+            d.domain,
+            *(str(d.counts.get(status, 0)) for status in Status),
+            _size(d.bytes_stored),
+            str(d.hours_covered),
+            f"[red]{d.missing_hours}[/red]" if d.missing_hours else "0",
+            _iso(d.last_sync) or "never",
+        )
+    console.print(table)
+    for d in rows:
+        if not d.gaps:
+            continue
+        shown = ", ".join(_range_text(g) for g in d.gaps[:MAX_GAPS_SHOWN])
+        more = len(d.gaps) - MAX_GAPS_SHOWN
+        if more > 0:
+            shown += f", and {more} more"
+        console.print(f"{d.domain}: no file yet for {shown} (UTC)")
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+@cli.command()
+@out_option
+@config_option
+@json_option
+@click.pass_context
+def verify(
+    ctx: click.Context, out_dir: Path | None, config_path: Path | None, as_json: bool
+) -> None:
+    """Re-check every downloaded file (present, size, sha256); bad ones are fetched again.
+
+    Exits 5 if any file was missing or corrupt (it is marked pending, so the next sync
+    downloads it again), 0 if all are intact.
+    """
+    settings = make_settings(config_path, out_dir=out_dir)
+    with ArchiveLock(settings.state_dir, purpose="verify"), _open_ledger(settings) as manifest:
+        result = verify_archive(manifest, settings.out_dir)
+    if as_json:
+        _emit_json(_verify_json(result))
+    else:
+        _print_verify(_console(ctx), result)
+    if result.problems:
+        # Raised, not ctx.exit(5): main() maps CdnLogsError exit codes, and the summary line
+        # goes to stderr where scripts look for it.
+        raise PartialSyncError(
+            f"{len(result.problems)} of {result.checked} files missing or corrupt; "
+            "marked for download by the next sync"
+        )
+
+
+def _verify_json(result: VerifyResult) -> dict[str, Any]:
+    return {
+        "checked": result.checked,
+        "ok": result.ok,
+        "bad": len(result.problems),
+        "bytes_checked": result.bytes_checked,
+        "problems": [
+            {"domain": p.domain, "log_name": p.log_name, "path": p.local_path, "reason": p.reason}
+            for p in result.problems
+        ],
+    }
+
+
+def _print_verify(console: Console, result: VerifyResult) -> None:
+    console.print(
+        f"Checked {result.checked} files ({_size(result.bytes_checked)} intact): "
+        f"{result.ok} ok, {len(result.problems)} missing or corrupt."
+    )
+    if not result.problems:
+        return
+    table = Table("domain", "file", "problem")
+    for p in result.problems:
+        table.add_row(p.domain, p.local_path or p.log_name, p.reason)
+    console.print(table)
+    console.print("They are marked pending: the next `cdnlogs sync` downloads them again.")
+
+
+# -- prune --------------------------------------------------------------------------------
+
+
+@cli.command()
+@out_option
+@config_option
+@click.option(
+    "--keep",
+    default=None,
+    metavar="DURATION",
+    help="Keep logs whose hour ended within this long ago (e.g. 7d); older files are "
+    "deleted. Default: the retention setting.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; touch nothing.")
+@json_option
+@click.pass_context
+def prune(
+    ctx: click.Context,
+    out_dir: Path | None,
+    config_path: Path | None,
+    keep: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete downloaded logs older than --keep, by the hour they cover (not file mtime).
+
+    Only files the ledger knows are deleted; their rows stay as "pruned" so sync never
+    downloads them again.
+    """
+    settings = make_settings(config_path, out_dir=out_dir)
+    keep_text = keep or settings.retention
+    if not keep_text:
+        raise UsageError("say how much to keep: --keep 7d (or set `retention` in the config)")
+    duration = parse_duration(keep_text)
+    with ArchiveLock(settings.state_dir, purpose="prune"), _open_ledger(settings) as manifest:
+        result = prune_archive(manifest, settings.out_dir, duration, datetime.now(UTC), dry_run)
+    if as_json:
+        _emit_json(_prune_json(result))
+    else:
+        _print_prune(_console(ctx), result)
+    if result.problems:
+        raise PartialSyncError(f"{len(result.problems)} files could not be pruned")
+
+
+def _prune_json(result: PruneResult) -> dict[str, Any]:
+    return {
+        "dry_run": result.dry_run,
+        "cutoff": _iso(result.cutoff),
+        "files": len(result.files),
+        "bytes": result.bytes,
+        "pruned": [
+            {
+                "domain": f.domain,
+                "log_name": f.log_name,
+                "path": f.local_path,
+                "hour_end": _iso(f.hour_end),
+                "bytes": f.bytes,
+            }
+            for f in result.files
+        ],
+        "problems": [
+            {"domain": p.domain, "log_name": p.log_name, "path": p.local_path, "reason": p.reason}
+            for p in result.problems
+        ],
+    }
+
+
+def _print_prune(console: Console, result: PruneResult) -> None:
+    verb = "Would delete" if result.dry_run else "Deleted"
+    if result.dry_run:
+        for f in result.files:
+            console.print(f"  {f.local_path or f.log_name}")
+    console.print(
+        f"{verb} {len(result.files)} files ({_size(result.bytes)}) whose hour ended before "
+        f"{_iso(result.cutoff)}."
+    )
+    for p in result.problems:
+        console.print(f"[red]not pruned[/red] {p.local_path or p.log_name}: {p.reason}")
+
+
+# -- adopt --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@out_option
+@config_option
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Only adopt files of this domain; repeat for several. Default: every domain.",
+)
+@click.option(
+    "--move/--copy",
+    default=False,
+    help="Move files from SOURCE into the archive instead of copying them (default: copy). "
+    "Files already inside --out are recorded where they are.",
+)
+@json_option
+@click.pass_context
+def adopt(
+    ctx: click.Context,
+    source: Path,
+    out_dir: Path | None,
+    config_path: Path | None,
+    domains: tuple[str, ...],
+    move: bool,
+    as_json: bool,
+) -> None:
+    """Record log files already on disk (e.g. the old script's download/*.txt) as downloaded.
+
+    Files named like LogNames (.txt and .log hold text, .gz the download) are checked, placed
+    under the archive layout and recorded, so `cdnlogs sync` never fetches them again.
+    """
+    settings = make_settings(config_path, out_dir=out_dir)
+    with (
+        ArchiveLock(settings.state_dir, purpose="adopt"),
+        Manifest.open(settings.state_dir) as manifest,
+    ):
+        result = adopt_files(
+            manifest,
+            source,
+            settings.out_dir,
+            layout=settings.layout,
+            domains=domains or None,
+            move=move,
+        )
+    if as_json:
+        _emit_json(_adopt_json(result))
+    else:
+        _print_adopt(_console(ctx), result)
+
+
+def _adopt_json(result: AdoptResult) -> dict[str, Any]:
+    return {
+        "adopted": len(result.adopted),
+        "skipped": len(result.skipped),
+        "unrecognised": len(result.unrecognised),
+        "files": [
+            {
+                "domain": a.domain,
+                "log_name": a.log_name,
+                "source": str(a.source),
+                "path": a.local_path,
+                "format": a.format,
+                "action": a.action,
+            }
+            for a in result.adopted
+        ],
+        "skipped_files": [{"source": str(p), "reason": r} for p, r in result.skipped],
+        "unrecognised_files": [str(p) for p in result.unrecognised],
+    }
+
+
+def _print_adopt(console: Console, result: AdoptResult) -> None:
+    console.print(
+        f"Adopted {len(result.adopted)} files, skipped {len(result.skipped)}, "
+        f"{len(result.unrecognised)} not recognised as CDN log files."
+    )
+    for path, reason in result.skipped[:MAX_GAPS_SHOWN]:
+        console.print(f"  skipped {path}: {reason}")
+    for path in result.unrecognised[:MAX_GAPS_SHOWN]:
+        console.print(f"  not a log name: {path}")

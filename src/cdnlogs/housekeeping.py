@@ -1,0 +1,546 @@
+"""The library behind ``status``, ``verify``, ``prune`` and ``adopt``: numbers, no printing.
+
+Each function takes an open :class:`~cdnlogs.manifest.Manifest` and the output directory and
+returns a result dataclass the CLI renders as a table or JSON. The caller holds the archive
+lock for the ones that change anything (verify, prune, adopt); ``sync`` calls
+:func:`prune_archive` under its own lock when the ``retention`` setting is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cdnlogs.errors import CdnLogsError, UsageError
+from cdnlogs.manifest import FileRecord, Manifest, Status
+from cdnlogs.storage import (
+    HASH_CHUNK,
+    LayoutFields,
+    check_domain,
+    check_log_name,
+    fsync_dir,
+    parse_log_name,
+    relative_path,
+    resolve_inside,
+    sha256_file,
+)
+from cdnlogs.timeutil import floor_hour, hours_between
+
+#: Called once per file checked, so a CLI can show progress.
+ProgressCallback = Callable[[FileRecord], None]
+
+# -- status -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HourRange:
+    """Consecutive hours ``[start, end)`` in UTC."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> int:
+        """How many hours the range spans."""
+        return int((self.end - self.start) / timedelta(hours=1))
+
+
+@dataclass
+class DomainStatus:
+    """One domain's line in ``cdnlogs status``."""
+
+    domain: str
+    counts: dict[Status, int]
+    #: Bytes the done files take on disk, from the ledger (plain size or download size).
+    bytes_stored: int
+    #: Distinct hours with a done or pruned file, over the whole ledger.
+    hours_covered: int
+    first_hour: datetime | None
+    last_hour: datetime | None
+    window_start: datetime
+    window_end: datetime
+    #: Hours of the window with no done or pruned file, as ranges.
+    gaps: list[HourRange]
+    last_sync: datetime | None
+
+    @property
+    def missing_hours(self) -> int:
+        """How many hours of the window have no file yet."""
+        return sum(gap.hours for gap in self.gaps)
+
+
+def status_window(
+    *, now: datetime, since: datetime | None, lookback: timedelta
+) -> tuple[datetime, datetime]:
+    """The hours status checks: from ``since`` (or now - lookback) to the last full hour."""
+    end = floor_hour(now)
+    start = floor_hour(since if since is not None else now - lookback)
+    return min(start, end), end
+
+
+def archive_status(
+    manifest: Manifest,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    domains: Iterable[str] | None = None,
+) -> list[DomainStatus]:
+    """Per-domain counts, coverage and gaps in ``[window_start, window_end)``."""
+    wanted = sorted(set(domains)) if domains else manifest.domains()
+    window = hours_between(window_start, window_end)
+    result = []
+    for domain in wanted:
+        rows = manifest.records(domain=domain)
+        counts = dict.fromkeys(Status, 0)
+        covered: set[datetime] = set()
+        stored = 0
+        for row in rows:
+            counts[row.status] += 1
+            if row.status in (Status.DONE, Status.PRUNED):
+                covered.update(hours_between(row.hour_start, row.hour_end) or [row.hour_start])
+            if row.status is Status.DONE:
+                stored += _stored_bytes(row)
+        last = manifest.last_successful_run(domain)
+        result.append(
+            DomainStatus(
+                domain=domain,
+                counts=counts,
+                bytes_stored=stored,
+                hours_covered=len(covered),
+                first_hour=min(covered) if covered else None,
+                last_hour=max(covered) if covered else None,
+                window_start=window_start,
+                window_end=window_end,
+                gaps=hour_ranges(h for h in window if h not in covered),
+                last_sync=last.finished_at if last else None,
+            )
+        )
+    return result
+
+
+def hour_ranges(hours: Iterable[datetime]) -> list[HourRange]:
+    """Collapse hour starts into ranges of consecutive hours."""
+    ranges: list[HourRange] = []
+    for hour in sorted(set(hours)):
+        if ranges and ranges[-1].end == hour:
+            ranges[-1] = HourRange(ranges[-1].start, hour + timedelta(hours=1))
+        else:
+            ranges.append(HourRange(hour, hour + timedelta(hours=1)))
+    return ranges
+
+
+def _stored_bytes(row: FileRecord) -> int:
+    if row.format == "gz":
+        return row.remote_size or 0
+    return row.plain_size or 0
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One file that failed a check."""
+
+    domain: str
+    log_name: str
+    local_path: str | None
+    reason: str
+
+
+@dataclass
+class VerifyResult:
+    """What ``verify`` found; ``problems`` were sent back to pending unless it was a dry run."""
+
+    checked: int = 0
+    ok: int = 0
+    bytes_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+def check_file(out_dir: Path, row: FileRecord) -> str | None:
+    """Why a done row's file is not what the ledger says, or None if it is."""
+    if row.local_path is None:
+        return "the ledger has no local path"
+    try:
+        path = resolve_inside(out_dir, row.local_path)
+    except CdnLogsError as exc:
+        return f"unsafe local path: {exc}"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    if not path.is_file():
+        return "not a regular file"
+    if row.format == "gz":
+        expected_size, expected_sha = row.remote_size, row.sha256
+    else:
+        expected_size, expected_sha = row.plain_size, row.plain_sha256
+    if expected_size is not None and size != expected_size:
+        return f"size {size}, expected {expected_size}"
+    if expected_sha is not None:
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            return f"unreadable: {exc.strerror}"
+        if actual != expected_sha:
+            return "checksum mismatch"
+    return None
+
+
+def verify_archive(
+    manifest: Manifest,
+    out_dir: Path,
+    *,
+    fix: bool = True,
+    progress: ProgressCallback | None = None,
+) -> VerifyResult:
+    """Re-check every done file (present, size, sha256); with ``fix``, mark bad ones pending."""
+    result = VerifyResult()
+    for row in manifest.records(status=Status.DONE):
+        reason = check_file(out_dir, row)
+        result.checked += 1
+        if reason is None:
+            result.ok += 1
+            result.bytes_checked += _stored_bytes(row)
+        else:
+            result.problems.append(Problem(row.domain, row.log_name, row.local_path, reason))
+            if fix:
+                manifest.mark_pending(row.domain, row.log_name, f"verify: {reason}")
+        if progress is not None:
+            progress(row)
+    return result
+
+
+# -- prune --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrunedFile:
+    """One file prune removed (or would remove)."""
+
+    domain: str
+    log_name: str
+    local_path: str | None
+    hour_end: datetime
+    bytes: int
+
+
+@dataclass
+class PruneResult:
+    """What ``prune`` did; with ``dry_run`` nothing was touched."""
+
+    cutoff: datetime
+    dry_run: bool
+    files: list[PrunedFile] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes freed (or that would be freed)."""
+        return sum(f.bytes for f in self.files)
+
+
+def prune_archive(
+    manifest: Manifest,
+    out_dir: Path,
+    keep: timedelta,
+    now: datetime,
+    dry_run: bool = False,
+) -> PruneResult:
+    """Delete done files whose log hour ended before ``now - keep``; their rows become pruned.
+
+    Selection is by the hour the log covers, never by file mtime, and only files the ledger
+    knows are touched. The file is deleted first and the row marked after: a crash in between
+    leaves a done row without a file, which ``verify`` repairs, never an unknown file.
+    """
+    if keep <= timedelta(0):
+        raise UsageError("--keep must be a positive duration such as 7d")
+    cutoff = now - keep
+    result = PruneResult(cutoff=cutoff, dry_run=dry_run)
+    root = out_dir.resolve()
+    for row in manifest.records(status=Status.DONE):
+        if row.hour_end >= cutoff:
+            continue
+        path: Path | None = None
+        size = 0
+        if row.local_path is not None:
+            try:
+                path = resolve_inside(out_dir, row.local_path)
+            except CdnLogsError as exc:
+                # Never delete what the ledger cannot place inside --out.
+                result.problems.append(Problem(row.domain, row.log_name, row.local_path, str(exc)))
+                continue
+            with contextlib.suppress(OSError):
+                size = path.stat().st_size
+        result.files.append(
+            PrunedFile(row.domain, row.log_name, row.local_path, row.hour_end, size)
+        )
+        if dry_run:
+            continue
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                result.files.pop()
+                result.problems.append(
+                    Problem(row.domain, row.log_name, row.local_path, f"cannot delete: {exc}")
+                )
+                continue
+            fsync_dir(path.parent)
+            _remove_empty_parents(path.parent, root)
+        manifest.mark_pruned(row.domain, row.log_name)
+    return result
+
+
+def _remove_empty_parents(directory: Path, root: Path) -> None:
+    """Remove now-empty layout directories up to (not including) the archive root."""
+    while directory != root and directory.is_relative_to(root):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
+
+
+# -- adopt --------------------------------------------------------------------------------
+
+#: Local file extensions adopt understands, and the format each one is.
+ADOPT_EXTENSIONS = {".txt": "log", ".log": "log", ".gz": "gz"}
+
+
+@dataclass(frozen=True)
+class AdoptedFile:
+    """One file adopt recorded."""
+
+    domain: str
+    log_name: str
+    source: Path
+    local_path: str
+    format: str
+    action: str  # "recorded" in place, "copied" or "moved"
+
+
+@dataclass
+class AdoptResult:
+    """What ``adopt`` did with every file under the source directory."""
+
+    adopted: list[AdoptedFile] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    unrecognised: list[Path] = field(default_factory=list)
+
+
+def adopt_files(
+    manifest: Manifest,
+    source: Path,
+    out_dir: Path,
+    *,
+    layout: str,
+    domains: Iterable[str] | None = None,
+    move: bool = False,
+) -> AdoptResult:
+    """Record files already on disk as done so sync never fetches them again.
+
+    Understands the old script's ``download/<LogName minus .gz>.txt`` and ``.log``/``.gz`` files
+    named like LogNames, anywhere under ``source``. A file already inside ``out_dir`` is
+    recorded where it is; any other is copied (or with ``move``, moved) into ``out_dir``'s
+    layout, keeping its format (text stays text, gzip stays gzip).
+    """
+    wanted = set(domains) if domains else None
+    root = out_dir.resolve()
+    result = AdoptResult()
+    for path in _scan(source, skip=root / ".cdnlogs"):
+        named = _log_name_for(path)
+        if named is None:
+            result.unrecognised.append(path)
+            continue
+        log_name, fmt = named
+        parsed = parse_log_name(log_name)
+        if parsed is None:
+            result.unrecognised.append(path)
+            continue
+        try:
+            check_domain(parsed.domain)
+        except CdnLogsError:
+            result.unrecognised.append(path)
+            continue
+        if wanted is not None and parsed.domain not in wanted:
+            result.skipped.append((path, f"domain {parsed.domain} not selected"))
+            continue
+        known = manifest.get(parsed.domain, log_name)
+        if known is not None and known.status not in (Status.PENDING, Status.FAILED):
+            result.skipped.append((path, f"already in the ledger ({known.status})"))
+            continue
+        try:
+            adopted = _adopt_one(
+                path, log_name, fmt, parsed.domain, parsed.start, root, layout, move
+            )
+        except _Skip as skip:
+            result.skipped.append((path, str(skip)))
+            continue
+        sums = adopted.sums
+        manifest.record_adopted(
+            parsed.domain,
+            log_name,
+            hour_start=parsed.start,
+            hour_end=parsed.end,
+            sha256=sums.sha256,
+            plain_size=sums.plain_size,
+            plain_sha256=sums.plain_sha256,
+            local_path=adopted.local_path,
+            fmt=fmt,
+        )
+        result.adopted.append(
+            AdoptedFile(
+                parsed.domain,
+                log_name,
+                path,
+                adopted.local_path,
+                fmt,
+                adopted.action,
+            )
+        )
+    return result
+
+
+class _Skip(Exception):
+    """A file adopt leaves alone, with the reason."""
+
+
+@dataclass(frozen=True)
+class _Sums:
+    sha256: str
+    plain_size: int
+    plain_sha256: str
+
+
+@dataclass(frozen=True)
+class _Placed:
+    local_path: str
+    action: str
+    sums: _Sums
+
+
+def _scan(source: Path, *, skip: Path) -> Iterator[Path]:
+    if not source.is_dir():
+        raise UsageError(f"{source} is not a directory")
+    for dirpath, dirnames, filenames in os.walk(source):
+        here = Path(dirpath)
+        # Hidden entries are never logs (the old script's `.download` list, our `.cdnlogs`).
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and (here / d).resolve() != skip
+        )
+        for name in sorted(filenames):
+            path = here / name
+            if not name.startswith(".") and ".part" not in name and not path.is_symlink():
+                yield path
+
+
+def _log_name_for(path: Path) -> tuple[str, str] | None:
+    """The LogName a local file stands for, and its format; None if it is not a log file."""
+    name = path.name
+    for ext, fmt in ADOPT_EXTENSIONS.items():
+        if name.endswith(ext) and len(name) > len(ext):
+            log_name = name if ext == ".gz" else name[: -len(ext)] + ".gz"
+            try:
+                return check_log_name(log_name), fmt
+            except CdnLogsError:
+                return None
+    return None
+
+
+def _adopt_one(
+    path: Path,
+    log_name: str,
+    fmt: str,
+    domain: str,
+    start: datetime,
+    root: Path,
+    layout: str,
+    move: bool,
+) -> _Placed:
+    sums = _checksums(path, fmt)
+    resolved = path.resolve()
+    if resolved.is_relative_to(root):
+        return _Placed(resolved.relative_to(root).as_posix(), "recorded", sums)
+    rel = relative_path(layout, LayoutFields(domain, log_name, start), fmt)
+    dest = resolve_inside(root, rel)
+    if dest.exists():
+        if _checksums(dest, fmt) != sums:
+            raise _Skip(f"a different file is already at {rel}")
+        if move:
+            path.unlink()
+        return _Placed(rel.as_posix(), "recorded", sums)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if move:
+        try:
+            os.replace(path, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_durably(path, dest)
+            path.unlink()
+    else:
+        _copy_durably(path, dest)
+    fsync_dir(dest.parent)
+    return _Placed(rel.as_posix(), "moved" if move else "copied", sums)
+
+
+def _copy_durably(src: Path, dest: Path) -> None:
+    """Copy to a temp file beside ``dest``, fsync, then rename: never a half file at ``dest``."""
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, HASH_CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _checksums(path: Path, fmt: str) -> _Sums:
+    """sha256 of the file and of its plain text; a gzip file must decode completely."""
+    if fmt != "gz":
+        digest = sha256_file(path)
+        # No gzip bytes survive for a plain file: its own sha256 stands in for the download's.
+        return _Sums(digest, path.stat().st_size, digest)
+    raw, plain = hashlib.sha256(), hashlib.sha256()
+    size = members = 0
+    in_member = False
+    decoder = zlib.decompressobj(wbits=31)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            raw.update(chunk)
+            data = chunk
+            # A log file may be several gzip members back to back.
+            while data:
+                in_member = True
+                try:
+                    out = decoder.decompress(data)
+                except zlib.error as exc:
+                    raise _Skip(f"not a valid gzip file: {exc}") from None
+                plain.update(out)
+                size += len(out)
+                data = b""
+                if decoder.eof:
+                    members += 1
+                    in_member = False
+                    data = decoder.unused_data
+                    decoder = zlib.decompressobj(wbits=31)
+    if in_member or members == 0:
+        raise _Skip("truncated or empty gzip file")
+    return _Sums(raw.hexdigest(), size, plain.hexdigest())
