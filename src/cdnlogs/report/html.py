@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
 
 from cdnlogs.__about__ import __version__
 from cdnlogs.analyze import Report
@@ -46,7 +47,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
        color: #222; background: #fff; }
 h1 { font-size: 1.4rem; margin-bottom: .2rem; } h2 { font-size: 1.1rem; margin-top: 1.6rem; }
 .sub { color: #555; margin-top: 0; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 1rem; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1rem; }
 .chart { min-height: 340px; border: 1px solid #e3e3e3; border-radius: 6px; }
 table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .9rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #eee; text-align: right; }
@@ -83,7 +84,11 @@ def render_html(report: Report) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
             f"<meta name='generator' content='cdnlogs {escape(__version__)}'>",
-            f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+            f"<title>{escape(title)}</title><style>{_CSS}</style>",
+            # plotly.js (about 4.6 MB) inlined once, in the head, so every chart's inline
+            # script finds it and the page needs nothing from the network.
+            "" if report.empty else f"<script>{_plotly_js()}</script>",
+            "</head><body>",
             *parts,
             f'<script type="application/json" id="cdnlogs-report">{data}</script>',
             "</body></html>",
@@ -116,17 +121,22 @@ def _charts(report: Report) -> str:
         ("chart-hit", _hit_figure(report)),
     ]
     divs = []
-    for i, (div_id, fig) in enumerate(figures):
-        # plotly.js (about 4.6 MB) is inlined once, with the first chart.
+    for div_id, fig in figures:
         html = fig.to_html(
             full_html=False,
-            include_plotlyjs=i == 0,
+            include_plotlyjs=False,
             include_mathjax=False,
             div_id=div_id,
             config=_PLOTLY_CONFIG,
         )
         divs.append(f"<div class='chart'>{html}</div>")
     return "<h2>Charts</h2><div class='grid'>" + "".join(divs) + "</div>"
+
+
+def _plotly_js() -> str:
+    # A "</script" inside the library would end the element early; escaping the slash is
+    # the standard, behaviour-preserving fix.
+    return str(get_plotlyjs()).replace("</script", "<\\/script")
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
