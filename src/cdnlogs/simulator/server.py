@@ -151,14 +151,28 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             self.wfile.write(head)
             return
-        loghost.send_file_body(self.connection, reply, head, self.wfile.write)
+        name = reply.sim_file.name
+        # Counted before the last byte leaves, so a client that has the whole body always
+        # sees the count; taken back if the send fails.
+        counted = reply.complete and not reply.truncate
+        if counted:
+            self._count(name, +1)
+        try:
+            loghost.send_file_body(self.connection, reply, head, self.wfile.write)
+        except OSError:
+            if counted:
+                self._count(name, -1)
+            raise
         if reply.truncate:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        if reply.complete:
-            with sim._host.counter_lock:
-                sim._host.downloads[reply.sim_file.name] += 1
+
+    def _count(self, name: str, delta: int) -> None:
+        host = self.server.sim._host
+        with host.counter_lock:
+            host.downloads[name] += delta
+            if host.downloads[name] <= 0:
+                del host.downloads[name]
 
 
 def _parse_query(query: str) -> list[tuple[str, str]]:
