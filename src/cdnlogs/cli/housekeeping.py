@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import click
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from cdnlogs.cli import cli
@@ -200,8 +201,17 @@ def verify(
     downloads it again), 0 if all are intact.
     """
     settings = make_settings(config_path, out_dir=out_dir)
+    app = ctx.find_object(AppContext)
     with ArchiveLock(settings.state_dir, purpose="verify"), _open_ledger(settings) as manifest:
-        result = verify_archive(manifest, settings.out_dir)
+        if app is None or not app.interactive:
+            result = verify_archive(manifest, settings.out_dir)
+        else:
+            total = sum(c.get(Status.DONE, 0) for c in manifest.status_counts().values())
+            with Progress(console=Console(file=app.stderr), transient=True) as bar:
+                task = bar.add_task("verifying", total=total)
+                result = verify_archive(
+                    manifest, settings.out_dir, progress=lambda _row: bar.advance(task)
+                )
     if as_json:
         _emit_json(_verify_json(result))
     else:
