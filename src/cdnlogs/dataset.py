@@ -1,0 +1,737 @@
+"""Ingest downloaded log files into the Parquet dataset with DuckDB, one Parquet file per source.
+
+Layout (the contract ``analyze`` and users' own tools read; documented in docs/analysis.md)::
+
+    <root>/domain=<domain>/date=<YYYY-MM-DD>/<source-stem>.parquet     one per source log file
+    <root>/_rejects/domain=<domain>/<source-stem>.parquet             its unparseable lines
+
+Each source file is parsed by the fast path (DuckDB's CSV reader splitting on spaces and quotes,
+typed columns, ``store_rejects``). The lines it rejects are re-parsed by the reference parser
+(``cdnlogs.logformat``); a line neither can parse is kept in the rejects file with its line
+number and the reason. A file whose accepted rows fail validation, or that DuckDB cannot read
+at all, is parsed by the reference parser instead, whole. So every non-blank line of a source
+ends up as exactly one row or one reject.
+
+Files are written under a temporary name and renamed, so re-ingesting a source replaces exactly
+its own rows and a crash never leaves a half-written file in the dataset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, cast
+
+import duckdb
+
+from cdnlogs.config import Settings
+from cdnlogs.errors import CdnLogsError, ParseError
+from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
+from cdnlogs.models import PROVIDER_TZ
+
+log = logging.getLogger(__name__)
+
+#: The dataset's columns, in file order, with their DuckDB (and Parquet) types.
+LOG_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ts", "TIMESTAMPTZ"),
+    ("utc_offset_minutes", "INTEGER"),
+    ("client_ip", "VARCHAR"),
+    ("proxy_ip", "VARCHAR"),
+    ("response_time_ms", "BIGINT"),
+    ("referer", "VARCHAR"),
+    ("method", "VARCHAR"),
+    ("scheme", "VARCHAR"),
+    ("host", "VARCHAR"),
+    ("path", "VARCHAR"),
+    ("query", "VARCHAR"),
+    ("status", "INTEGER"),
+    ("request_bytes", "BIGINT"),
+    ("response_bytes", "BIGINT"),
+    ("cache_status", "VARCHAR"),
+    ("user_agent", "VARCHAR"),
+    ("content_type", "VARCHAR"),
+    ("protocol", "VARCHAR"),
+    ("source_file", "VARCHAR"),
+)
+#: The rejects files' columns.
+REJECT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source_file", "VARCHAR"),
+    ("line_number", "BIGINT"),
+    ("line", "VARCHAR"),
+    ("reason", "VARCHAR"),
+)
+#: The Hive partition columns the views add (they are not stored inside the files).
+PARTITION_COLUMNS: tuple[tuple[str, str], ...] = (("domain", "VARCHAR"), ("date", "DATE"))
+REJECTS_DIR = "_rejects"
+DEFAULT_THREADS = 2
+DEFAULT_MEMORY_LIMIT = "768MB"
+#: Lines read to tell a 12-field file from a 13-field one.
+SNIFF_LINES = 200
+
+# The CSV reader's escape character. The log format has no escaping (a quote inside a value is
+# written raw), so we need a character that never occurs in a log line: Tengine writes control
+# characters as \xNN, so a raw 0x01 cannot appear in a real line.
+_NO_ESCAPE = "\x01"
+_NUMBER_COLUMNS = {"c4": "BIGINT", "c7": "INTEGER", "c8": "BIGINT", "c9": "BIGINT"}
+_SCHEME_PATTERN = r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(.*)$"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# Canonical dotted quads only: anything else goes through ipaddress, like the reference.
+_IPV4_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}$"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to ingest: privacy transforms and DuckDB's resources.
+
+    :param anonymize_ip: truncate client and proxy IPs (IPv4 to /24, IPv6 to /48).
+    :param drop_query: store no query strings (``query`` is NULL).
+    :param threads: DuckDB worker threads.
+    :param memory_limit: DuckDB's memory limit (it spills to disk beyond it).
+    """
+
+    anonymize_ip: bool = False
+    drop_query: bool = False
+    threads: int = DEFAULT_THREADS
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+
+@dataclass(frozen=True)
+class FileIngest:
+    """What ingesting one source file produced."""
+
+    domain: str
+    log_name: str
+    parquet: Path
+    rows: int
+    rejects: int
+    #: Lines the fast path rejected and the reference parser read.
+    reparsed: int
+    #: True when the whole file went through the reference parser.
+    slow_path: bool
+    seconds: float
+
+
+@dataclass
+class IngestSummary:
+    """The outcome of one ``ingest`` run."""
+
+    files: int = 0
+    rows: int = 0
+    rejects: int = 0
+    reparsed: int = 0
+    slow_files: int = 0
+    seconds: float = 0.0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    removed_partitions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``failed`` as objects with domain, log_name, error)."""
+        data = asdict(self)
+        data["failed"] = [{"domain": d, "log_name": n, "error": e} for d, n, e in self.failed]
+        return data
+
+
+def _columns_sql(columns: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{name} {kind}" for name, kind in columns)
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal (file paths go into read_csv/COPY, which take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# -- reading source files ---------------------------------------------------------------------
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    if path.suffix == ".gz":
+        try:
+            from isal import igzip  # fast inflate; the stdlib is the fallback
+
+            return cast(IO[bytes], igzip.open(path, "rb"))  # type: ignore[no-untyped-call]
+        except ImportError:  # pragma: no cover - isal is a dependency, kept optional
+            return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every line of a .log or .gz file (1-based).
+
+    Bytes that are not UTF-8 become U+FFFD, as they do in the fast path's rejects.
+    """
+    with _open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+def _sniff_columns(path: Path) -> int:
+    """How many CSV columns the file's lines split into: 14 with the protocol field, else 13.
+
+    The bracketed time splits into two columns. Telling the two apart per file lets DuckDB reject
+    a line with one column too many instead of shifting the content type into the protocol.
+    """
+    with_protocol = without = 0
+    for _number, text in iter_lines(path):
+        if not text.strip():
+            continue
+        try:
+            record = parse_line(text)
+        except ParseError:
+            continue
+        if record.protocol is None:
+            without += 1
+        else:
+            with_protocol += 1
+        if with_protocol + without >= SNIFF_LINES:
+            break
+    return 13 if without > with_protocol else 14
+
+
+# -- the fast path ----------------------------------------------------------------------------
+
+
+def _read_csv_sql(path: Path, ncols: int) -> str:
+    columns = {f"c{i}": "VARCHAR" for i in range(ncols)}
+    columns["c0"] = "TIMESTAMP"
+    columns_sql = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
+    compression = "gzip" if path.suffix == ".gz" else "none"
+    return (
+        f"read_csv({_quote(str(path))}, delim=' ', quote='\"', escape='{_NO_ESCAPE}', "
+        f"nullstr='-', header=false, auto_detect=false, columns={columns_sql}, "
+        f"timestampformat='[%d/%b/%Y:%H:%M:%S', compression='{compression}', "
+        f"store_rejects=true, max_line_size=1048576)"
+    )
+
+
+def _fast_select(path: Path, ncols: int, source_file: str) -> str:
+    """SQL turning the CSV columns into dataset columns, plus a ``_bad`` validity flag.
+
+    Numbers are read as text and must cast back to the same text, so spellings DuckDB would
+    accept but the reference parser would not (``+5``, ``1_000``, ``5.0``) flag the row instead
+    of being silently reinterpreted. A flagged row sends the whole file to the reference parser.
+    """
+    number_checks = []
+    casts = []
+    for column, kind in _NUMBER_COLUMNS.items():
+        casts.append(f"TRY_CAST({column} AS {kind}) AS n_{column}")
+        number_checks.append(
+            f"({column} IS NOT NULL AND CAST(TRY_CAST({column} AS {kind}) AS VARCHAR)"
+            f" IS DISTINCT FROM {column})"
+        )
+    protocol = "c13" if ncols >= 14 else "NULL::VARCHAR"
+    bad_protocol = (
+        "(c13 IS NOT NULL AND NOT regexp_full_match(c13, '[^/\\s]*'))" if ncols >= 14 else "false"
+    )
+    source = _quote(source_file)
+    return f"""
+    WITH raw AS (SELECT * FROM {_read_csv_sql(path, ncols)}),
+    typed AS (
+        SELECT *,
+            CASE WHEN regexp_full_match(c1, '[+-][0-9]{{4}}\\]')
+                  AND c1[2:3]::INTEGER < 24 AND c1[4:5]::INTEGER < 60
+                 THEN (CASE WHEN c1[1] = '-' THEN -1 ELSE 1 END)
+                      * (c1[2:3]::INTEGER * 60 + c1[4:5]::INTEGER)
+            END AS off,
+            CASE WHEN strpos(c6, ' ') > 0 THEN substr(c6, strpos(c6, ' ') + 1) END AS url,
+            {", ".join(casts)}
+        FROM raw
+    ),
+    split AS (
+        SELECT *,
+            CASE WHEN strpos(url, '?') > 0 THEN substr(url, 1, strpos(url, '?') - 1)
+                 ELSE url END AS rest,
+            CASE WHEN strpos(url, '?') > 0 THEN substr(url, strpos(url, '?') + 1) END AS q
+        FROM typed
+    ),
+    parts AS (
+        SELECT *,
+            regexp_extract(rest, '{_SCHEME_PATTERN}', ['scheme', 'host', 'path']) AS sp,
+            regexp_matches(rest, '{_SCHEME_PATTERN}') AS has_scheme
+        FROM split
+    )
+    SELECT
+        (c0 - to_minutes(off)) AT TIME ZONE 'UTC' AS ts,
+        off AS utc_offset_minutes,
+        c2 AS client_ip,
+        c3 AS proxy_ip,
+        n_c4 AS response_time_ms,
+        c5 AS referer,
+        CASE WHEN c6 IS NOT NULL THEN split_part(c6, ' ', 1) END AS method,
+        CASE WHEN has_scheme THEN sp.scheme END AS scheme,
+        CASE WHEN has_scheme THEN sp.host END AS host,
+        CASE WHEN has_scheme THEN sp.path ELSE rest END AS path,
+        q AS query,
+        n_c7 AS status,
+        n_c8 AS request_bytes,
+        n_c9 AS response_bytes,
+        c10 AS cache_status,
+        c11 AS user_agent,
+        c12 AS content_type,
+        {protocol} AS protocol,
+        {source} AS source_file,
+        (off IS NULL OR c0 IS NULL OR {" OR ".join(number_checks)} OR {bad_protocol}) AS _bad
+    FROM parts
+    """
+
+
+# -- the dataset --------------------------------------------------------------------------
+
+
+def partition_dir(root: Path, domain: str, day: date) -> Path:
+    """``<root>/domain=<domain>/date=<YYYY-MM-DD>``."""
+    return root / f"domain={domain}" / f"date={day.isoformat()}"
+
+
+def rejects_path(root: Path, domain: str, stem: str) -> Path:
+    """``<root>/_rejects/domain=<domain>/<stem>.parquet``."""
+    return root / REJECTS_DIR / f"domain={domain}" / f"{stem}.parquet"
+
+
+def _record_row(record: LogRecord, source_file: str) -> dict[str, Any]:
+    ts = record.ts
+    return {
+        "ts_us": int(ts.timestamp()) * 1_000_000 + ts.microsecond,
+        "utc_offset_minutes": record.utc_offset_minutes,
+        "client_ip": record.client_ip,
+        "proxy_ip": record.proxy_ip,
+        "response_time_ms": record.response_time_ms,
+        "referer": record.referer,
+        "method": record.method,
+        "scheme": record.scheme,
+        "host": record.host,
+        "path": record.path,
+        "query": record.query,
+        "status": record.status,
+        "request_bytes": record.request_bytes,
+        "response_bytes": record.response_bytes,
+        "cache_status": record.cache_status,
+        "user_agent": record.user_agent,
+        "content_type": record.content_type,
+        "protocol": record.protocol,
+        "source_file": source_file,
+    }
+
+
+def _json_columns_sql() -> str:
+    kinds = dict(LOG_COLUMNS)
+    kinds.pop("ts")
+    items = ["'ts_us': 'BIGINT'"] + [f"'{k}': '{v}'" for k, v in kinds.items()]
+    return "{" + ", ".join(items) + "}"
+
+
+def _select_from_json(path: Path) -> str:
+    names = ", ".join(name for name, _ in LOG_COLUMNS[1:])
+    return (
+        f"SELECT make_timestamp(ts_us) AT TIME ZONE 'UTC' AS ts, {names}, false AS _bad "
+        f"FROM read_json({_quote(str(path))}, format='newline_delimited', "
+        f"columns={_json_columns_sql()})"
+    )
+
+
+class Ingester:
+    """One DuckDB connection that ingests source files into a dataset root, one at a time.
+
+    :param root: the dataset root.
+    :param options: privacy and resource options.
+    """
+
+    def __init__(self, root: Path, options: IngestOptions | None = None) -> None:
+        self.root = Path(root)
+        self.options = options or IngestOptions()
+        # A private scratch directory, so two ingesters never remove each other's files.
+        self._tmp = self.root / ".tmp" / uuid.uuid4().hex[:12]
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(config={"threads": self.options.threads})
+        self.con.execute(f"SET memory_limit = {_quote(self.options.memory_limit)}")
+        self.con.execute(f"SET temp_directory = {_quote(str(self._tmp / 'duckdb'))}")
+        # Row order inside a file carries no meaning; not keeping it lets COPY stream.
+        self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def close(self) -> None:
+        """Close the connection and remove the scratch directory."""
+        self.con.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> Ingester:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ingest_file(self, source: Path, *, domain: str, log_name: str, day: date) -> FileIngest:
+        """Parse ``source`` (a .log or .gz) into its partition file; replace any earlier one.
+
+        :param source: the downloaded file.
+        :param domain: the domain (partition ``domain=``).
+        :param log_name: the provider's LogName (stored in ``source_file``).
+        :param day: the provider's +08:00 date of the file (partition ``date=``).
+        """
+        started = time.monotonic()
+        if not source.is_file():
+            raise CdnLogsError(f"source file {source} is missing")
+        stem = _stem(log_name)
+        final = partition_dir(self.root, domain, day) / f"{stem}.parquet"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:12]
+        fallback = self._tmp / f"{stem}.{tag}.jsonl"
+        rejects: list[tuple[str, int, str, str]] = []
+        slow = False
+        reparsed = 0
+        rows_written = 0
+        try:
+            ncols = _sniff_columns(source)
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE fast AS " + _fast_select(source, ncols, log_name)
+            )
+            bad = self.con.execute("SELECT count(*) FROM fast WHERE _bad").fetchone()
+            if bad is None or bad[0]:
+                raise _FallBack(f"{bad[0] if bad else '?'} rows failed validation")
+            rejected = self._fast_rejects()
+        except (duckdb.Error, _FallBack) as exc:
+            log.info("%s: reading with the reference parser (%s)", log_name, exc)
+            slow = True
+            rejected = {}
+        finally:
+            self._clear_rejects()
+        try:
+            if slow:
+                rows_written = self._slow_rows(source, log_name, fallback, rejects)
+                self.con.execute(
+                    "CREATE OR REPLACE TEMP TABLE fast AS " + _select_from_json(fallback)
+                )
+            elif rejected:
+                reparsed = len(rejected)
+                lines = self._reject_lines(source, rejected)
+                with fallback.open("w", encoding="utf-8") as out:
+                    for number in sorted(lines):
+                        text = lines[number]
+                        try:
+                            record = parse_line(text)
+                        except ParseError as exc:
+                            rejects.append((log_name, number, text, exc.message))
+                            continue
+                        out.write(json.dumps(_record_row(record, log_name)) + "\n")
+                if fallback.stat().st_size:
+                    self.con.execute("INSERT INTO fast " + _select_from_json(fallback))
+            rows = self._write_parquet(final)
+        finally:
+            fallback.unlink(missing_ok=True)
+        if slow and rows != rows_written:
+            raise CdnLogsError(f"{log_name}: wrote {rows} rows, parsed {rows_written}")
+        self._write_rejects(domain, stem, rejects)
+        self.con.execute("DROP TABLE IF EXISTS fast")
+        return FileIngest(
+            domain=domain,
+            log_name=log_name,
+            parquet=final,
+            rows=rows,
+            rejects=len(rejects),
+            reparsed=reparsed,
+            slow_path=slow,
+            seconds=time.monotonic() - started,
+        )
+
+    def _fast_rejects(self) -> dict[int, str | None]:
+        """Line number -> the raw line DuckDB reported (None when it could not keep it)."""
+        exists = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            return {}
+        found: dict[int, str | None] = {}
+        for number, error_type, csv_line in self.con.execute(
+            "SELECT line, error_type, csv_line FROM reject_errors"
+        ).fetchall():
+            # An encoding error's csv_line has the bad bytes already replaced by DuckDB;
+            # re-read those lines ourselves so both paths decode them the same way.
+            keep = None if error_type == "INVALID ENCODING" else csv_line
+            if number in found and found[number] is None:
+                continue
+            found[int(number)] = keep
+        return found
+
+    def _clear_rejects(self) -> None:
+        self.con.execute("DROP TABLE IF EXISTS reject_errors")
+        self.con.execute("DROP TABLE IF EXISTS reject_scans")
+
+    def _reject_lines(self, source: Path, rejected: dict[int, str | None]) -> dict[int, str]:
+        lines = {n: text for n, text in rejected.items() if text is not None}
+        missing = {n for n, text in rejected.items() if text is None}
+        if missing:
+            last = max(missing)
+            for number, text in iter_lines(source):
+                if number in missing:
+                    lines[number] = text
+                if number >= last:
+                    break
+        return lines
+
+    def _slow_rows(
+        self,
+        source: Path,
+        log_name: str,
+        fallback: Path,
+        rejects: list[tuple[str, int, str, str]],
+    ) -> int:
+        rows = 0
+        with fallback.open("w", encoding="utf-8") as out:
+            for number, text in iter_lines(source):
+                if not text.strip():
+                    continue
+                try:
+                    record = parse_line(text)
+                except ParseError as exc:
+                    rejects.append((log_name, number, text, exc.message))
+                    continue
+                out.write(json.dumps(_record_row(record, log_name)) + "\n")
+                rows += 1
+        return rows
+
+    def _build_ip_map(self) -> None:
+        """Map every address that is not plain IPv4 through ``anonymize_ip`` (table ``ipmap``).
+
+        IPv4 is truncated in SQL; the rest (IPv6, odd values) is rare enough per file to look
+        up once each in Python, which keeps one definition of the truncation.
+        """
+        found = self.con.execute(
+            "SELECT DISTINCT ip FROM (SELECT client_ip AS ip FROM fast UNION ALL "
+            f"SELECT proxy_ip FROM fast) WHERE ip IS NOT NULL "
+            f"AND NOT regexp_full_match(ip, '{_IPV4_PATTERN}')"
+        ).fetchall()
+        keys = [row[0] for row in found]
+        self.con.execute("CREATE OR REPLACE TEMP TABLE ipmap (ip VARCHAR, anon VARCHAR)")
+        if keys:
+            self.con.execute(
+                "INSERT INTO ipmap SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[])",
+                [keys, [anonymize_ip(k) for k in keys]],
+            )
+
+    def _write_parquet(self, final: Path) -> int:
+        """COPY the ``fast`` table to ``final`` through a temp name; return the row count."""
+        names = []
+        if self.options.anonymize_ip:
+            self._build_ip_map()
+        for name, _ in LOG_COLUMNS:
+            if name in ("client_ip", "proxy_ip") and self.options.anonymize_ip:
+                names.append(
+                    f"CASE WHEN regexp_full_match({name}, '{_IPV4_PATTERN}') "
+                    f"THEN regexp_replace({name}, '[0-9]+$', '0') "
+                    f"ELSE (SELECT anon FROM ipmap WHERE ipmap.ip = fast.{name}) END AS {name}"
+                )
+            elif name == "query" and self.options.drop_query:
+                names.append("NULL::VARCHAR AS query")
+            else:
+                names.append(name)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            result = self.con.execute(
+                f"COPY (SELECT {', '.join(names)} FROM fast) TO {_quote(str(tmp))} "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            ).fetchone()
+            _fsync(tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return int(result[0]) if result else 0
+
+    def _write_rejects(
+        self, domain: str, stem: str, rejects: list[tuple[str, int, str, str]]
+    ) -> None:
+        path = rejects_path(self.root, domain, stem)
+        if not rejects:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE rej ({_columns_sql(REJECT_COLUMNS)})")
+        try:
+            columns = list(zip(*rejects, strict=True))
+            self.con.execute(
+                "INSERT INTO rej SELECT unnest($1::VARCHAR[]), unnest($2::BIGINT[]), "
+                "unnest($3::VARCHAR[]), unnest($4::VARCHAR[])",
+                [list(c) for c in columns],
+            )
+            self.con.execute(f"COPY rej TO {_quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+            _fsync(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+            self.con.execute("DROP TABLE IF EXISTS rej")
+
+
+class _FallBack(Exception):
+    """The fast path's output cannot be trusted for this file; use the reference parser."""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stem(log_name: str) -> str:
+    """The LogName without ``.gz`` / ``.log``: the Parquet file's name."""
+    for suffix in (".gz", ".log"):
+        if log_name.endswith(suffix):
+            return log_name[: -len(suffix)]
+    return log_name
+
+
+# -- the whole archive --------------------------------------------------------------------------
+
+
+def partition_date(log_name: str, hour_start: datetime) -> date:
+    """The provider's +08:00 date of a source file: from its LogName, else from its hour."""
+    from cdnlogs.storage import parse_log_name
+
+    parsed = parse_log_name(log_name)
+    if parsed is not None:
+        return parsed.local_start.date()
+    return hour_start.astimezone(PROVIDER_TZ).date()
+
+
+def ingest_archive(
+    settings: Settings,
+    *,
+    now: datetime,
+    options: IngestOptions | None = None,
+) -> IngestSummary:
+    """Ingest every downloaded file the ledger says is not (or no longer) in the dataset.
+
+    Records rows and rejects per file in the ledger, so running it again never double-counts;
+    a re-downloaded file (new sha256) replaces its own rows. Then applies ``dataset_keep``.
+    The caller holds the archive lock (``sync --ingest`` already does).
+    A file that cannot be read is listed in ``failed`` and the others go on.
+    """
+    from cdnlogs.manifest import Manifest
+
+    started = time.monotonic()
+    opts = options or IngestOptions(
+        anonymize_ip=settings.anonymize_ip, drop_query=settings.drop_query
+    )
+    summary = IngestSummary()
+    root = settings.dataset_dir
+    with Manifest.open(settings.state_dir) as manifest:
+        todo = manifest.files_to_ingest()
+        if todo:
+            with Ingester(root, opts) as ingester:
+                for record in todo:
+                    if record.local_path is None:
+                        summary.failed.append((record.domain, record.log_name, "no local path"))
+                        continue
+                    source = settings.out_dir / record.local_path
+                    try:
+                        result = ingester.ingest_file(
+                            source,
+                            domain=record.domain,
+                            log_name=record.log_name,
+                            day=partition_date(record.log_name, record.hour_start),
+                        )
+                    except (CdnLogsError, OSError, duckdb.Error) as exc:
+                        summary.failed.append((record.domain, record.log_name, str(exc)))
+                        continue
+                    manifest.mark_ingested(
+                        record.domain, record.log_name, rows=result.rows, rejects=result.rejects
+                    )
+                    summary.files += 1
+                    summary.rows += result.rows
+                    summary.rejects += result.rejects
+                    summary.reparsed += result.reparsed
+                    summary.slow_files += int(result.slow_path)
+    if settings.dataset_keep:
+        from cdnlogs.timeutil import parse_duration
+
+        removed = prune_dataset(root, keep=parse_duration(settings.dataset_keep), now=now)
+        summary.removed_partitions = [str(p.relative_to(root)) for p in removed]
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def prune_dataset(root: Path, *, keep: timedelta, now: datetime) -> list[Path]:
+    """Delete ``date=`` partitions whose whole +08:00 day ended before ``now - keep``.
+
+    Returns the removed directories. Rejects files are kept (they are small and say what was
+    lost); the raw archive and the ledger are not touched.
+    """
+    cutoff = (now - keep).astimezone(PROVIDER_TZ).date()
+    removed: list[Path] = []
+    for part in sorted(root.glob("domain=*/date=*")):
+        try:
+            day = date.fromisoformat(part.name.removeprefix("date="))
+        except ValueError:
+            continue
+        if day < cutoff:
+            shutil.rmtree(part)
+            removed.append(part)
+    return removed
+
+
+# -- reading the dataset ----------------------------------------------------------------------
+
+
+def _has_files(pattern_root: Path, pattern: str) -> bool:
+    return next(iter(pattern_root.glob(pattern)), None) is not None
+
+
+def _empty_view(columns: tuple[tuple[str, str], ...]) -> str:
+    return (
+        "SELECT " + ", ".join(f"NULL::{kind} AS {name}" for name, kind in columns) + " WHERE false"
+    )
+
+
+def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """(Re)create the ``logs`` and ``rejects`` views over the dataset at ``root``.
+
+    Both have the partition columns ``domain VARCHAR`` and (``logs`` only) ``date DATE``, and
+    are empty typed views while the dataset has no files.
+    """
+    root = Path(root).absolute()
+    hive = "hive_partitioning=true, hive_types={'domain': 'VARCHAR', 'date': 'DATE'}"
+    if _has_files(root, "domain=*/date=*/*.parquet"):
+        glob = _quote(str(root / "domain=*" / "date=*" / "*.parquet"))
+        logs = f"SELECT * FROM read_parquet({glob}, {hive})"
+    else:
+        logs = _empty_view(LOG_COLUMNS + PARTITION_COLUMNS)
+    if _has_files(root, f"{REJECTS_DIR}/domain=*/*.parquet"):
+        glob = _quote(str(root / REJECTS_DIR / "domain=*" / "*.parquet"))
+        rejects = (
+            f"SELECT * FROM read_parquet({glob}, hive_partitioning=true, "
+            "hive_types={'domain': 'VARCHAR'})"
+        )
+    else:
+        rejects = _empty_view((*REJECT_COLUMNS, ("domain", "VARCHAR")))
+    con.execute(f"CREATE OR REPLACE VIEW logs AS {logs}")
+    con.execute(f"CREATE OR REPLACE VIEW rejects AS {rejects}")
+
+
+def connect(
+    root: Path,
+    *,
+    threads: int = DEFAULT_THREADS,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the ``logs`` and ``rejects`` views over ``root``.
+
+    The session time zone is UTC, so ``ts`` prints and truncates in UTC.
+    """
+    con = duckdb.connect(config={"threads": threads})
+    try:
+        con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        con.execute("SET TimeZone = 'UTC'")
+        create_views(con, root)
+    except BaseException:
+        con.close()
+        raise
+    return con
