@@ -172,14 +172,32 @@ def test_bad_secret_exits_4(
     assert "definitely-wrong-secret" not in out + err
 
 
-def test_forced_auth_code_exits_4(
-    capsys: pytest.CaptureFixture[str], config: Path, sim: Simulator
+@pytest.mark.parametrize(
+    "code",
+    [
+        "Forbidden.RAM",
+        "InvalidAccessKeyId.NotFound",
+        "InvalidSecurityToken.Expired",
+        "InvalidParameter",
+        "Throttling.User",  # with one attempt allowed: exhausted at once
+    ],
+)
+def test_each_refusal_exits_4_with_code_and_request_id(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    config: Path,
+    sim: Simulator,
+    code: str,
 ) -> None:
-    sim.faults.force_api_error("Forbidden.RAM")
-    code, _, err = run(capsys, "list", "--config", str(config), "--domain", "a.example.com")
-    assert code == 4
-    assert "Forbidden.RAM" in err
-    assert "hint:" in err
+    monkeypatch.setenv("CDNLOGS_API_ATTEMPTS", "1")
+    sim.faults.force_api_error(code)
+    status, out, err = run(capsys, "list", "--config", str(config), "--domain", "a.example.com")
+    assert status == 4
+    assert out == ""
+    first = err.splitlines()[0]
+    assert first.startswith(f"Error: {code}:")
+    assert "(RequestId " in first
+    assert sim.api_calls["DescribeCdnDomainLogs"] == 1
 
 
 def test_no_credentials_exits_3_with_the_places_it_looked(
