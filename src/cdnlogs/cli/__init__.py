@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every outcome into an exit status."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="cdnlogs", standalone_mode=False)
+        # With standalone_mode=False click returns (not raises) the code of ctx.exit(n).
+        status = cli.main(args=argv, prog_name="cdnlogs", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("", err=True)
         sys.exit(ExitStatus.INTERRUPTED)
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(ExitStatus.ERROR)
-    sys.exit(ExitStatus.OK)
+    sys.exit(status if isinstance(status, int) else ExitStatus.OK)
 
 
 # Command modules register themselves on import; keep these imports at the bottom.

@@ -1,0 +1,56 @@
+"""main(): the single place where outcomes become exit statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+import pytest
+
+from cdnlogs.cli import cli, main
+from cdnlogs.errors import ApiError, ExitStatus
+
+
+@pytest.fixture
+def temporary_command() -> Iterator[click.Group]:
+    names = set(cli.commands)
+    yield cli
+    for name in set(cli.commands) - names:
+        del cli.commands[name]
+
+
+def test_ctx_exit_status_is_kept(temporary_command: click.Group) -> None:
+    @temporary_command.command("x-exit")
+    @click.pass_context
+    def _exit(ctx: click.Context) -> None:
+        ctx.exit(5)
+
+    with pytest.raises(SystemExit) as info:
+        main(["x-exit"])
+    assert info.value.code == 5
+
+
+def test_library_error_is_one_redacted_line(
+    temporary_command: click.Group, capsys: pytest.CaptureFixture[str]
+) -> None:
+    @temporary_command.command("x-api")
+    def _api() -> None:
+        raise ApiError(
+            "denied for https://h/x.gz?Expires=1&OSSAccessKeyId=AK&Signature=S",
+            code="Forbidden.RAM",
+            request_id="REQ-9",
+        )
+
+    with pytest.raises(SystemExit) as info:
+        main(["x-api"])
+    assert info.value.code == ExitStatus.API
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Forbidden.RAM" in err and "REQ-9" in err
+    assert "OSSAccessKeyId=AK" not in err and "Signature=S" not in err
+
+
+def test_unknown_option_is_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--no-such-option"])
+    assert info.value.code == ExitStatus.USAGE
