@@ -701,13 +701,15 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     hive = "hive_partitioning=true, hive_types={'domain': 'VARCHAR', 'date': 'DATE'}"
     if _has_files(root, "domain=*/date=*/*.parquet"):
         glob = _quote(str(root / "domain=*" / "date=*" / "*.parquet"))
-        logs = f"SELECT * FROM read_parquet({glob}, {hive})"
+        names = ", ".join(name for name, _ in LOG_COLUMNS + PARTITION_COLUMNS)
+        logs = f"SELECT {names} FROM read_parquet({glob}, {hive})"
     else:
         logs = _empty_view(LOG_COLUMNS + PARTITION_COLUMNS)
     if _has_files(root, f"{REJECTS_DIR}/domain=*/*.parquet"):
         glob = _quote(str(root / REJECTS_DIR / "domain=*" / "*.parquet"))
+        names = ", ".join(name for name, _ in REJECT_COLUMNS)
         rejects = (
-            f"SELECT * FROM read_parquet({glob}, hive_partitioning=true, "
+            f"SELECT {names}, domain FROM read_parquet({glob}, hive_partitioning=true, "
             "hive_types={'domain': 'VARCHAR'})"
         )
     else:
