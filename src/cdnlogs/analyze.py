@@ -195,7 +195,7 @@ def analyze(con: duckdb.DuckDBPyConnection, filters: Filters) -> Report:
     totals, hit, classes, latency = _totals(con, where, params, rejected)
     if totals.requests == 0:
         return _empty_report(filters, rejected=rejected, note="no requests in the window")
-    hours = _hours(con, where, params, filters)
+    hours = _hours(con, where, params)
     peak = max(hours, key=lambda row: row.peak_mbps)
     return Report(
         filters=filters,
@@ -339,23 +339,23 @@ def _tops(
     return tops
 
 
-def _hours(
-    con: duckdb.DuckDBPyConnection, where: str, params: list[object], filters: Filters
-) -> list[HourRow]:
+def _hours(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> list[HourRow]:
     # Bucket into 5-minute slots first, then roll up to hours, so one pass gives both the
-    # hour's mean rate and its busiest slot.
+    # hour's mean rate and its busiest slot. Integer arithmetic on epoch microseconds is UTC by
+    # construction (no session time zone involved) and about twice as fast as time_bucket().
+    slot_us = PEAK_BUCKET_SECONDS * 1_000_000
+    slots_per_hour = 3600 // PEAK_BUCKET_SECONDS
     rows = con.execute(
         f"""
         WITH slots AS (
-            SELECT time_bucket(INTERVAL '{PEAK_BUCKET_SECONDS} seconds', timezone('UTC', ts))
-                       AS slot,
+            SELECT epoch_us(ts) // {slot_us} AS slot,
                    count(*) AS n, coalesce(sum(response_bytes), 0)::BIGINT AS b,
                    count(*) FILTER (WHERE status >= 400) AS e
             FROM logs{where}
             GROUP BY slot
         )
-        SELECT date_trunc('hour', slot) AS hour, sum(n)::BIGINT, sum(b)::BIGINT, max(b)::BIGINT,
-               sum(e)::BIGINT
+        SELECT make_timestamp((slot // {slots_per_hour}) * 3600000000) AS hour,
+               sum(n)::BIGINT, sum(b)::BIGINT, max(b)::BIGINT, sum(e)::BIGINT
         FROM slots GROUP BY hour ORDER BY hour
         """,
         params,
