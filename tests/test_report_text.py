@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -135,6 +136,9 @@ def test_html_option_writes_the_file(
     assert html.startswith("<!DOCTYPE html>") and f">{fmt_int(len(rows))}<" in html
     assert "Summary" in stdout
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temp file left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_empty_dataset_is_a_message_not_a_crash(
