@@ -572,9 +572,8 @@ def test_generated_lines_look_like_aliyun_logs():
     tail = fields[4].split()
     assert tail[0].isdigit() and tail[3] in ("HIT", "MISS")
     assert fields[-1].strip() in ("https", "http", "quic")
-    assert any(" - - " in ln or ' - -"' in ln or ' - - "' in ln for ln in lines) or any(
-        ln.split(" ")[4] == "-" for ln in lines
-    )
+    dash_times = [ln for ln in lines if ln.split(" ")[4] == "-"]
+    assert 0 < len(dash_times) < 0.005 * len(lines)  # a handful of "-" in numeric fields
     assert any(":" in ln.split(" ")[2] for ln in lines)  # some IPv6 clients
     assert lines == list(
         generate_lines("a.example.com", datetime(2026, 1, 1, 16, tzinfo=UTC), 20000, 1)
