@@ -71,6 +71,8 @@ _INFLATE_ERRORS: tuple[type[BaseException], ...] = (
     zlib.error,
 )
 
+_FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
+
 log = logging.getLogger(__name__)
 
 KiB = 1024
@@ -79,7 +81,9 @@ MiB = 1024 * KiB
 DEFAULT_MAX_WORKERS = 8
 DEFAULT_CHUNK_SIZE = 1 * MiB
 #: Largest piece of plain text inflated per call: caps memory for highly compressible logs.
-DEFAULT_INFLATE_OUTPUT_SIZE = 4 * MiB
+DEFAULT_INFLATE_OUTPUT_SIZE = 2 * MiB
+#: Start writeback of a ``.part`` file every this many bytes (see ``_Partial.write``).
+DEFAULT_WRITEBACK_BYTES = 16 * MiB
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
 DEFAULT_READ_TIMEOUT_SECONDS = 60.0
 DEFAULT_ATTEMPTS = 5
@@ -247,6 +251,8 @@ class _Partial:
     max_output: int
     received: int = 0
     plain_size: int = 0
+    writeback_bytes: int = DEFAULT_WRITEBACK_BYTES
+    unflushed: int = 0
     #: Continuations accepted with 206, and restarts from byte zero after bytes had arrived.
     resumes: int = 0
     restarts: int = 0
@@ -257,6 +263,19 @@ class _Partial:
     def __post_init__(self) -> None:
         self.verifier = GzipStreamVerifier(self.max_output)
 
+    def write(self, data: bytes) -> None:
+        """Append to the ``.part`` file, handing full stretches to the disk as we go."""
+        self.handle.write(data)
+        self.unflushed += len(data)
+        if self.unflushed >= self.writeback_bytes and _FADV_DONTNEED is not None:
+            # Plain text arrives ~10x faster than the gzip bytes: left alone it piles up as
+            # dirty pages and the final fsync stalls this worker for seconds. Asking the kernel
+            # to start writeback now (DONTNEED starts it without waiting) spreads the disk work
+            # over the download and keeps the page cache from filling with logs we won't reread.
+            self.handle.flush()
+            os.posix_fadvise(self.handle.fileno(), 0, 0, _FADV_DONTNEED)
+            self.unflushed = 0
+
     def reset(self) -> int:
         """Throw away what was received (the stream must start over); return the bytes lost."""
         lost = self.received
@@ -264,6 +283,7 @@ class _Partial:
             self.restarts += 1
         self.handle.seek(0)
         self.handle.truncate()
+        self.unflushed = 0
         self.received = 0
         self.plain_size = 0
         self.gz_hash = hashlib.sha256()
@@ -579,7 +599,6 @@ class Downloader:
     ) -> None:
         raw = resp.raw
         chunk_size = self.config.chunk_size
-        handle = partial.handle
         while True:
             if self._cancelled.is_set():
                 raise _CancelledError("cancelled")
@@ -593,12 +612,12 @@ class Downloader:
                 )
             partial.gz_hash.update(chunk)
             if task.keep_gzip:
-                handle.write(chunk)
+                partial.write(chunk)
             for piece in partial.verifier.feed(chunk):
                 partial.plain_size += len(piece)
                 partial.plain_hash.update(piece)
                 if not task.keep_gzip:
-                    handle.write(piece)
+                    partial.write(piece)
             callbacks.on_progress(task, len(chunk))
         if expected is not None and partial.received < expected:
             raise _TruncatedError(
