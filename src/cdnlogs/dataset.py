@@ -278,7 +278,8 @@ def _fast_select(path: Path, ncols: int, source_file: str) -> str:
         c12 AS content_type,
         {protocol} AS protocol,
         {source} AS source_file,
-        (off IS NULL OR c0 IS NULL OR {" OR ".join(number_checks)} OR {bad_protocol}) AS _bad
+        (off IS NULL OR c0 IS NULL OR {" OR ".join(number_checks)} OR {bad_protocol}
+         OR starts_with(c6, ' ')) AS _bad
     FROM parts
     """
 

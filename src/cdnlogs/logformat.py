@@ -38,17 +38,19 @@ _NUM = r"(?:-|\d+)"
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
 # Everything after the Referer's opening quote up to the User-Agent's opening quote is anchored
-# on the request, the status, both byte counts and the cache status, so a quote inside the
-# Referer cannot shift the fields that follow it.
+# on the request (a method token, then optionally a space and the URL), the status, both byte
+# counts and the cache status, so a quote inside the Referer cannot shift the fields after it.
 _HEAD = (
     r"\[(?P<time>[^\]]*)\] (?P<client>\S+) (?P<proxy>\S+) (?P<rt>" + _NUM + r") "
-    r'"(?P<referer>.*?)" "(?P<request>.*?)" '
+    r'"(?P<referer>.*?)" "(?P<request>|[^ "]+(?: .*?)?)" '
     r"(?P<status>" + _NUM + r") (?P<reqb>" + _NUM + r") (?P<respb>" + _NUM + r") "
     r"(?P<cache>\S+) "
 )
 _PROTO = r'(?: (?P<proto>"[^"]*"|[^\s"]+))?'
 # First choice: exactly 12 or 13 fields. The User-Agent is greedy, so a quote inside it stays
-# inside it; the content type never holds a quote.
+# inside it; the content type never holds a quote. A quoted last field that looks like a
+# protocol (no slash, no space) is read as the protocol, as the CSV fast path reads it.
+_QUOTED_PROTO_RE = re.compile(_HEAD + r'"(?P<ua>.*)" "(?P<ct>[^"]*)" (?P<proto>"[^"/\s]*")$')
 _STRICT_RE = re.compile(_HEAD + r'"(?P<ua>.*)" "(?P<ct>[^"]*)"' + _PROTO + r"$")
 # Fallback: more trailing fields than we know. The User-Agent is then lazy so the extras are
 # not swallowed into it.
@@ -176,7 +178,7 @@ def parse_line(line: str) -> LogRecord:
     text = line.rstrip("\r\n")
     if not text.strip():
         raise ParseError("empty line")
-    match = _STRICT_RE.match(text) or _EXTRA_RE.match(text)
+    match = _QUOTED_PROTO_RE.match(text) or _STRICT_RE.match(text) or _EXTRA_RE.match(text)
     if match is None:
         raise ParseError(_diagnose(text))
     g = match.groupdict()
