@@ -54,3 +54,15 @@ def test_unknown_option_is_usage(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--no-such-option"])
     assert info.value.code == ExitStatus.USAGE
+
+
+def test_bad_layout_in_config_is_exit_3_naming_file_and_key(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('layout = "{domain}/{nope}/{stem}{ext}"\n')
+    with pytest.raises(SystemExit) as info:
+        main(["status", "--config", str(config), "--out", str(tmp_path / "out")])
+    assert info.value.code == ExitStatus.CONFIG
+    err = capsys.readouterr().err
+    assert str(config) in err and "layout" in err and "nope" in err

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from cdnlogs.errors import CdnLogsError, ConfigError, UsageError
 from cdnlogs.models import PROVIDER_TZ
+from cdnlogs.storage import validate_layout
 from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 
 log = logging.getLogger(__name__)
@@ -495,6 +496,10 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
                 fail(name, exc.message)
     if not settings.layout.strip():
         fail("layout", "must not be empty")
+    try:
+        validate_layout(settings.layout)
+    except ConfigError as exc:
+        fail("layout", exc.message)
     for domain in settings.domains:
         if any(c.isspace() or c in "/\\?#" for c in domain):
             fail("domains", f"not a domain name: {domain!r}")
