@@ -15,6 +15,10 @@ import duckdb
 import pytest
 
 from cdnlogs.analyze import Filters, Report, analyze
+from cdnlogs.dataset import Ingester, connect, partition_date
+from cdnlogs.errors import ParseError
+from cdnlogs.logformat import parse_line
+from cdnlogs.simulator.loggen import generate_lines
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 HOSTILE_UA = '<script>alert("ua")</script> [bold]x[/bold] \x1b[31mred'
@@ -119,19 +123,8 @@ def write_dataset(root: Path, rows: list[Row], rejects: dict[str, int] | None = 
 
 
 def open_dataset(root: Path) -> duckdb.DuckDBPyConnection:
-    """A connection with the ``logs`` and ``rejects`` views the dataset module provides."""
-    con = duckdb.connect()
-    if any(root.glob("domain=*/date=*/*.parquet")):
-        con.execute(
-            f"""CREATE VIEW logs AS SELECT * FROM read_parquet(
-                    '{root}/domain=*/date=*/*.parquet', hive_partitioning = true)"""
-        )
-    if any(root.glob("_rejects/domain=*/*.parquet")):
-        con.execute(
-            f"""CREATE VIEW rejects AS SELECT * FROM read_parquet(
-                    '{root}/_rejects/domain=*/*.parquet', hive_partitioning = true)"""
-        )
-    return con
+    """The dataset module's connection: ``logs`` and ``rejects`` views over ``root``."""
+    return connect(root)
 
 
 # --- the oracle: plain Python over the same rows ---------------------------------------------
@@ -141,12 +134,12 @@ def expected(rows: list[Row], top: int = 10) -> dict[str, Any]:
     """Every headline number of the report, without DuckDB."""
     vals = [r.values for r in rows]
     n = len(vals)
-    nbytes = sum(v["response_bytes"] for v in vals)
+    nbytes = sum(v["response_bytes"] or 0 for v in vals)
     hits = [v for v in vals if v["cache_status"] == "HIT"]
     classes = Counter(
-        f"{v['status'] // 100}xx" if 100 <= v["status"] < 600 else "other" for v in vals
+        f"{v['status'] // 100}xx" if 100 <= (v["status"] or 0) < 600 else "other" for v in vals
     )
-    errors = Counter(v["status"] for v in vals if v["status"] >= 400)
+    errors = Counter(v["status"] for v in vals if (v["status"] or 0) >= 400)
     times = sorted(v["response_time_ms"] for v in vals if v["response_time_ms"] is not None)
     cuts = statistics.quantiles(times, n=100, method="inclusive")
     hours: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
@@ -156,19 +149,19 @@ def expected(rows: list[Row], top: int = 10) -> dict[str, Any]:
     for hour, members in hours.items():
         slots: Counter[int] = Counter()
         for v in members:
-            slots[v["ts"].minute // 5] += v["response_bytes"]
+            slots[v["ts"].minute // 5] += v["response_bytes"] or 0
         per_hour[hour] = (
             len(members),
-            sum(v["response_bytes"] for v in members),
+            sum(v["response_bytes"] or 0 for v in members),
             max(slots.values()) * 8 / 300 / 1e6,
-            sum(1 for v in members if v["status"] >= 400),
+            sum(1 for v in members if (v["status"] or 0) >= 400),
         )
     return {
         "requests": n,
         "bytes": nbytes,
-        "clients": len({v["client_ip"] for v in vals}),
+        "clients": len({v["client_ip"] for v in vals} - {None}),
         "hit_requests": len(hits) / n,
-        "hit_bytes": sum(v["response_bytes"] for v in hits) / nbytes,
+        "hit_bytes": sum(v["response_bytes"] or 0 for v in hits) / nbytes,
         "classes": dict(classes),
         "errors": sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))[:top],
         "p": (cuts[49], cuts[94], cuts[98]),
@@ -187,7 +180,7 @@ def top_of(vals: list[dict[str, Any]], column: str, top: int) -> list[tuple[Any,
     size: Counter[Any] = Counter()
     for v in vals:
         count[v[column]] += 1
-        size[v[column]] += v["response_bytes"]
+        size[v[column]] += v["response_bytes"] or 0
     order = sorted(count, key=lambda k: (-count[k], -size[k], k is None, k or ""))
     return [(k, count[k], size[k]) for k in order[:top]]
 
@@ -220,6 +213,69 @@ def check(report: Report, exp: dict[str, Any]) -> None:
         assert nonzero[hour][2] == pytest.approx(peak)
         assert nonzero[hour][3] == e
     assert {d.domain: d.requests for d in report.domains} == dict(exp["domains"])
+
+
+# --- the real pipeline: generated Aliyun lines -> ingest -> dataset --------------------------
+
+ODD_LINES = [
+    # A user agent with unescaped quotes and markup: the fast path rejects it, the reference
+    # parser takes it.
+    '[1/Nov/2026:09:10:11 +0800] 10.9.9.9 - 12 "-" "GET https://a.example.com/x?y=1" 200 100 '
+    '2000 HIT "<script>alert("ua")</script> [bold]x[/bold]" "text/html" https',
+    "this is not a log line at all",
+    '[1/Nov/2026:09:59:59 +0800] 10.9.9.8 - - "-" "GET https://a.example.com/" - - - - "-" "-"',
+]
+
+
+def ingest_generated(root: Path) -> tuple[list[Row], int]:
+    """Ingest simulator lines (plus odd ones) for two domains and three hours; return the oracle.
+
+    The oracle is the reference parser over the very same lines; a line it refuses is a reject.
+    """
+    rows: list[Row] = []
+    rejects = 0
+    src = root.parent / (root.name + "-src")
+    src.mkdir()
+    with Ingester(root) as ingester:
+        for domain in ("a.example.com", "b.example.com"):
+            for hour in range(3):
+                start = T0 + timedelta(hours=hour)
+                lines = list(generate_lines(domain, start, 400, seed=5))
+                if domain == "a.example.com" and hour == 1:
+                    lines += ODD_LINES
+                local = start.astimezone(timezone(timedelta(hours=8)))
+                name = f"{domain}_{local:%Y_%m_%d_%H%M%S}_{local + timedelta(hours=1):%H%M%S}.gz"
+                path = src / name.replace(".gz", ".log")
+                path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                ingester.ingest_file(
+                    path, domain=domain, log_name=name, day=partition_date(name, start)
+                )
+                for line in lines:
+                    try:
+                        record = parse_line(line)
+                    except ParseError:
+                        rejects += 1
+                        continue
+                    values = {name: getattr(record, name) for name, _ in COLUMNS[:-1]}
+                    rows.append(Row(domain, values))
+    return rows, rejects
+
+
+def test_golden_numbers_through_the_real_ingest(tmp_path: Path) -> None:
+    root = tmp_path / "dataset"
+    rows, rejects = ingest_generated(root)
+    assert rejects >= 1
+    report = analyze(open_dataset(root), Filters())
+    check(report, expected(rows))
+    assert report.totals.rejected_lines == rejects
+    assert report.totals.requests == len(rows) == 6 * 400 + len(ODD_LINES) - rejects
+    assert '<script>alert("ua")</script> [bold]x[/bold]' in {
+        i.key for i in analyze(open_dataset(root), Filters(top=1000)).tops["user_agents"]
+    }
+    since = T0 + timedelta(hours=1)
+    report = analyze(open_dataset(root), Filters(domains=("a.example.com",), since=since))
+    subset = [r for r in rows if r.domain == "a.example.com" and r.values["ts"] >= since]
+    check(report, expected(subset))
 
 
 # --- tests -----------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import duckdb
 from rich.console import Console
 
 from cdnlogs.analyze import DEFAULT_TOP, Filters, Report, analyze
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import config_option, make_settings, out_option
+from cdnlogs.dataset import connect
 from cdnlogs.errors import UsageError
 from cdnlogs.report.html import write_html
 from cdnlogs.report.text import render_text
@@ -104,33 +104,15 @@ def report_command(
 
 
 def _run(root: Path, filters: Filters) -> Report:
-    if not root.is_dir():
-        return replace(
-            analyze(duckdb.connect(), filters),
-            notes=[f"no dataset at {root} (run `cdnlogs ingest` first, or pass --dataset)"],
-        )
-    con = _connect(root)
+    con = connect(root)
     try:
-        return analyze(con, filters)
+        result = analyze(con, filters)
     finally:
         con.close()
-
-
-def _connect(root: Path) -> duckdb.DuckDBPyConnection:
-    """A connection with ``logs`` and ``rejects`` views over the dataset root."""
-    # Interim: the dataset module's connect() replaces this once it lands.
-    con = duckdb.connect()
-    if any(root.glob("domain=*/date=*/*.parquet")):
-        glob = str(root / "domain=*" / "date=*" / "*.parquet").replace("'", "''")
-        con.execute(
-            f"CREATE VIEW logs AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)"
-        )
-    if any(root.glob("_rejects/domain=*/*.parquet")):
-        glob = str(root / "_rejects" / "domain=*" / "*.parquet").replace("'", "''")
-        con.execute(
-            f"CREATE VIEW rejects AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)"
-        )
-    return con
+    if not root.is_dir():
+        hint = f"no dataset at {root} (run `cdnlogs ingest` first, or pass --dataset)"
+        result = replace(result, notes=[hint])
+    return result
 
 
 def _console(app: AppContext) -> Console:
