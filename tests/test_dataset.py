@@ -1,0 +1,406 @@
+"""Ingest into the Parquet dataset: fast path == reference parser, rejects, idempotency, privacy."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from cdnlogs.config import Settings
+from cdnlogs.dataset import (
+    LOG_COLUMNS,
+    Ingester,
+    IngestOptions,
+    connect,
+    ingest_archive,
+    prune_dataset,
+)
+from cdnlogs.errors import ParseError
+from cdnlogs.export import ExportFilter, export_logs
+from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line, to_clf
+from cdnlogs.manifest import Manifest
+from cdnlogs.models import LogFile
+from cdnlogs.simulator.loggen import generate_lines
+
+DOMAIN = "a.example.com"
+HOUR = datetime(2024, 3, 1, 2, tzinfo=UTC)  # 10:00 in +08:00
+NAME = "a.example.com_2024_03_01_100000_110000.gz"
+
+# Hand-written edge cases, mixed with generated lines below.
+ODD_LINES = [
+    # 12 fields (no protocol) in a 13-field file: the fast path rejects it, the reference reads it
+    '[1/Mar/2024:10:00:01 +0800] 1.2.3.4 - 5 "-" "GET /twelve" 200 1 2 HIT "UA" "text/html"',
+    # unescaped quotes inside the User-Agent and the Referer
+    '[1/Mar/2024:10:00:02 +0800] 1.2.3.4 - 5 "https://x/?q="a b"" "GET /q" 200 1 2 HIT "u" "t/h"'
+    " http",
+    '[1/Mar/2024:10:00:03 +0800] 1.2.3.4 - 5 "-" "GET /q" 200 1 2 HIT "say "hi" now" "t/h" http',
+    # '" "' inside the User-Agent: one CSV column too many
+    '[1/Mar/2024:10:00:04 +0800] 1.2.3.4 - 5 "-" "GET /q" 200 1 2 HIT "a" "b" "t/h" https',
+    # extra trailing fields
+    '[1/Mar/2024:10:00:05 +0800] 1.2.3.4 - 5 "-" "GET /q" 200 1 2 HIT "u" "t/h" https x "y z"',
+    # backslashes are plain characters
+    '[1/Mar/2024:10:00:06 +0800] 1.2.3.4 - 5 "-" "GET /a\\b" 200 1 2 HIT "u\\q\\\\" "t/h" quic',
+    # IPv6 and a negative offset, dashes everywhere
+    '[29/Feb/2024:20:30:07 -0530] 2001:db8:1:2::9 - - "-" "-" - - - - "-" "-" -',
+    # lines neither parser can read: garbage, and a bad date (the CSV reader rejects both)
+    "this is not a log line",
+    '[31/Feb/2024:10:00:08 +0800] 1.2.3.4 - 5 "-" "GET /q" 200 1 2 HIT "u" "t/h" https',
+    '[1/Mar/2024:10:00:09 +0800] 1.2.3.4 - 5 "-" "GET /q" 200 1 2 HIT "u" "t/h" https "x" y',
+]
+BAD_LINES = 2
+
+
+def _write(path: Path, lines: list[str], *, gz: bool) -> Path:
+    data = "".join(f"{line}\n" for line in lines).encode()
+    if gz:
+        path.write_bytes(gzip.compress(data, mtime=0))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def _mixed_lines(count: int = 3000, seed: int = 7) -> list[str]:
+    lines = list(generate_lines(DOMAIN, HOUR, count, seed))
+    for i, odd in enumerate(ODD_LINES):
+        lines.insert(1 + i * (count // len(ODD_LINES)), odd)
+    return lines
+
+
+def _rows(con: duckdb.DuckDBPyConnection, where: str = "") -> list[tuple[Any, ...]]:
+    names = ", ".join(name for name, _ in LOG_COLUMNS)
+    return con.execute(f"SELECT {names} FROM logs {where} ORDER BY ALL").fetchall()
+
+
+def _expected(record: LogRecord, source: str) -> tuple[Any, ...]:
+    return (
+        record.ts,
+        record.utc_offset_minutes,
+        record.client_ip,
+        record.proxy_ip,
+        record.response_time_ms,
+        record.referer,
+        record.method,
+        record.scheme,
+        record.host,
+        record.path,
+        record.query,
+        record.status,
+        record.request_bytes,
+        record.response_bytes,
+        record.cache_status,
+        record.user_agent,
+        record.content_type,
+        record.protocol,
+        source,
+    )
+
+
+def _reference(lines: list[str], source: str) -> tuple[list[tuple[Any, ...]], list[int]]:
+    rows, bad = [], []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(_expected(parse_line(line), source))
+        except ParseError:
+            bad.append(number)
+    return sorted(rows, key=_sort_key), bad
+
+
+def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((v is None, v) for v in row)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fast_path_equals_reference_parser(tmp_path: Path, gz: bool) -> None:
+    lines = _mixed_lines()
+    source = _write(tmp_path / ("src.gz" if gz else "src.log"), lines, gz=gz)
+    root = tmp_path / "ds"
+    with Ingester(root) as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert not result.slow_path, "the generated lines must go through the fast path"
+    assert result.reparsed >= len(ODD_LINES) - 1
+    expected, bad = _reference(lines, NAME)
+    assert len(bad) == BAD_LINES
+    assert result.rows + result.rejects == len(lines)
+    assert (result.rows, result.rejects) == (len(expected), BAD_LINES)
+    assert result.parquet == root / f"domain={DOMAIN}" / "date=2024-03-01" / (
+        "a.example.com_2024_03_01_100000_110000.parquet"
+    )
+    con = connect(root)
+    assert sorted(_rows(con), key=_sort_key) == expected
+    rejects = con.execute(
+        "SELECT source_file, line_number, line, reason, domain FROM rejects ORDER BY line_number"
+    ).fetchall()
+    assert [r[1] for r in rejects] == bad
+    assert all(r[0] == NAME and r[4] == DOMAIN and r[3] for r in rejects)
+    assert [r[2] for r in rejects] == [lines[n - 1] for n in bad]
+
+
+def test_file_the_csv_reader_cannot_read_goes_through_the_reference_parser(tmp_path: Path) -> None:
+    # Mixed line endings stop DuckDB's CSV reader for the whole file.
+    lines = _mixed_lines(400)
+    data = "".join(f"{line}\r\n" if i % 7 == 0 else f"{line}\n" for i, line in enumerate(lines))
+    source = tmp_path / "mixed.log"
+    source.write_bytes(data.encode())
+    root = tmp_path / "ds"
+    with Ingester(root) as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert result.slow_path
+    expected, bad = _reference(lines, NAME)
+    assert (result.rows, result.rejects) == (len(expected), len(bad))
+    assert sorted(_rows(connect(root)), key=_sort_key) == expected
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        '[1/Mar/2024:10:00:00 +0800] 1.2.3.4 - +5 "-" "GET /x" 200 1_000 5.0 HIT "u" "t/h" https',
+        '[1/Mar/2024:10:00:00 +0800] 1.2.3.4 - 5 "-" "GET /x" OK 1 2 HIT "u" "t/h" https',
+    ],
+)
+def test_number_spellings_duckdb_would_accept_do_not_slip_through(tmp_path: Path, odd: str) -> None:
+    # Numbers are read as text and checked; a row that fails sends the file to the reference
+    # parser (slower, never wrong).
+    lines = list(generate_lines(DOMAIN, HOUR, 200, 1))
+    lines.append(odd)
+    source = _write(tmp_path / "n.log", lines, gz=False)
+    root = tmp_path / "ds"
+    with Ingester(root) as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert result.slow_path
+    expected, bad = _reference(lines, NAME)
+    assert bad == [len(lines)]  # the reference parser refuses "+5"; so must the dataset
+    assert (result.rows, result.rejects) == (len(expected), 1)
+    assert sorted(_rows(connect(root)), key=_sort_key) == expected
+
+
+def test_empty_dataset_has_typed_views(tmp_path: Path) -> None:
+    con = connect(tmp_path / "nothing")
+    assert con.execute("SELECT count(*) FROM logs").fetchone() == (0,)
+    types = dict((r[0], r[1]) for r in con.execute("DESCRIBE logs").fetchall())
+    assert types["ts"] == "TIMESTAMP WITH TIME ZONE"
+    assert (types["domain"], types["date"]) == ("VARCHAR", "DATE")
+    assert con.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+
+
+# -- the archive, through the ledger ----------------------------------------------------------
+
+
+def _add_file(out: Path, domain: str, hour: datetime, lines: list[str], *, fmt: str = "log") -> str:
+    local = hour.astimezone(UTC) + timedelta(hours=8)
+    name = f"{domain}_{local:%Y_%m_%d_%H}0000_{(local + timedelta(hours=1)):%H}0000.gz"
+    stem = name.removesuffix(".gz")
+    rel = f"{domain}/{local:%Y/%m/%d}/{stem}.{fmt}"
+    path = out / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write(path, lines, gz=fmt == "gz")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        log_file = LogFile(domain, name, "http://x/" + name, 1, hour, hour + timedelta(hours=1))
+        manifest.record_listed([log_file])
+        manifest.mark_done(
+            domain, name, sha256=digest, plain_size=len(lines), local_path=rel, fmt=fmt
+        )
+    return name
+
+
+def _counts(settings: Settings) -> dict[tuple[str, str], int]:
+    con = connect(settings.dataset_dir)
+    rows = con.execute("SELECT domain, source_file, count(*) FROM logs GROUP BY ALL").fetchall()
+    return {(d, s): n for d, s, n in rows}
+
+
+NOW = datetime(2024, 3, 2, tzinfo=UTC)
+
+
+def test_ingest_twice_late_file_and_replaced_file(tmp_path: Path) -> None:
+    settings = Settings(out_dir=tmp_path / "out")
+    first = _add_file(settings.out_dir, DOMAIN, HOUR, list(generate_lines(DOMAIN, HOUR, 300, 1)))
+    other = _add_file(
+        settings.out_dir,
+        "b.example.com",
+        HOUR,
+        list(generate_lines("b.example.com", HOUR, 200, 1)),
+        fmt="gz",
+    )
+    summary = ingest_archive(settings, now=NOW)
+    assert (summary.files, summary.rows, summary.failed) == (2, 500, [])
+    assert _counts(settings) == {(DOMAIN, first): 300, ("b.example.com", other): 200}
+
+    again = ingest_archive(settings, now=NOW)
+    assert (again.files, again.rows) == (0, 0)
+    assert _counts(settings) == {(DOMAIN, first): 300, ("b.example.com", other): 200}
+
+    late_hour = HOUR - timedelta(hours=5)
+    late = _add_file(
+        settings.out_dir, DOMAIN, late_hour, list(generate_lines(DOMAIN, late_hour, 50, 2))
+    )
+    summary = ingest_archive(settings, now=NOW)
+    assert (summary.files, summary.rows) == (1, 50)
+    assert _counts(settings)[(DOMAIN, late)] == 50
+    assert _counts(settings)[(DOMAIN, first)] == 300
+
+    # The first file is downloaded again with different content: its rows are replaced.
+    replaced = _add_file(
+        settings.out_dir,
+        DOMAIN,
+        HOUR,
+        [*generate_lines(DOMAIN, HOUR, 120, 9), "broken line"],
+    )
+    assert replaced == first
+    summary = ingest_archive(settings, now=NOW)
+    assert (summary.files, summary.rows, summary.rejects) == (1, 120, 1)
+    assert _counts(settings) == {
+        (DOMAIN, first): 120,
+        (DOMAIN, late): 50,
+        ("b.example.com", other): 200,
+    }
+    with Manifest.open(settings.state_dir) as manifest:
+        record = manifest.get(DOMAIN, first)
+        assert record is not None
+        assert (record.ingested_rows, record.ingested_rejects) == (120, 1)
+    con = connect(settings.dataset_dir)
+    assert con.execute("SELECT line_number, line FROM rejects").fetchall() == [(121, "broken line")]
+    # Pruning the raw file does not touch its rows.
+    with Manifest.open(settings.state_dir) as manifest:
+        manifest.mark_pruned(DOMAIN, late)
+    (settings.out_dir / "a.example.com").rename(tmp_path / "gone")
+    assert ingest_archive(settings, now=NOW).files == 0
+    assert _counts(settings)[(DOMAIN, late)] == 50
+
+
+def test_missing_source_is_reported_and_others_go_on(tmp_path: Path) -> None:
+    settings = Settings(out_dir=tmp_path / "out")
+    gone = _add_file(settings.out_dir, DOMAIN, HOUR, list(generate_lines(DOMAIN, HOUR, 10, 1)))
+    kept = _add_file(
+        settings.out_dir, "b.example.com", HOUR, list(generate_lines("b.example.com", HOUR, 10, 1))
+    )
+    shutil.rmtree(settings.out_dir / DOMAIN)
+    summary = ingest_archive(settings, now=NOW)
+    assert summary.files == 1 and [f[1] for f in summary.failed] == [gone]
+    assert _counts(settings) == {("b.example.com", kept): 10}
+
+
+def test_anonymize_ip_and_drop_query(tmp_path: Path) -> None:
+    lines = list(generate_lines(DOMAIN, HOUR, 400, 3))
+    settings = Settings(out_dir=tmp_path / "out", anonymize_ip=True, drop_query=True)
+    _add_file(settings.out_dir, DOMAIN, HOUR, lines)
+    ingest_archive(settings, now=NOW)
+    con = connect(settings.dataset_dir)
+    got = con.execute("SELECT client_ip, proxy_ip, query FROM logs").fetchall()
+    records = [parse_line(line) for line in lines]
+    assert sorted(got, key=_sort_key) == sorted(
+        [(anonymize_ip(r.client_ip), anonymize_ip(r.proxy_ip), None) for r in records],
+        key=_sort_key,
+    )
+    assert any(":" in (ip or "") for ip, _, _ in got), "the sample must hold IPv6 clients"
+    assert all(ip is None or ip.endswith((".0", "::")) for ip, _, _ in got)
+    assert any(r.query for r in records)
+
+
+def test_keep_prunes_old_partitions_only(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    for day in ("2024-02-01", "2024-02-25", "2024-03-01"):
+        part = root / f"domain={DOMAIN}" / f"date={day}"
+        part.mkdir(parents=True)
+        (part / "x.parquet").write_bytes(b"")
+    removed = prune_dataset(root, keep=timedelta(days=7), now=NOW)
+    assert [p.name for p in removed] == ["date=2024-02-01"]
+    assert sorted(p.name for p in (root / f"domain={DOMAIN}").iterdir()) == [
+        "date=2024-02-25",
+        "date=2024-03-01",
+    ]
+    settings = Settings(out_dir=tmp_path / "out", dataset=root, dataset_keep="1d")
+    summary = ingest_archive(settings, now=NOW)
+    assert summary.removed_partitions == [f"domain={DOMAIN}/date=2024-02-25"]
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_dataset(tmp_path: Path) -> tuple[Path, list[str]]:
+    lines = _mixed_lines(600, seed=11)
+    root = tmp_path / "ds"
+    with Ingester(root, IngestOptions()) as ingester:
+        ingester.ingest_file(
+            _write(tmp_path / "a.log", lines, gz=False),
+            domain=DOMAIN,
+            log_name=NAME,
+            day=date(2024, 3, 1),
+        )
+    return root, lines
+
+
+def test_export_clf_matches_to_clf(small_dataset: tuple[Path, list[str]]) -> None:
+    root, lines = small_dataset
+    sink = io.BytesIO()
+    count = export_logs(connect(root), "clf", sink)
+    expected = []
+    for line in lines:
+        try:
+            expected.append(to_clf(parse_line(line)))
+        except ParseError:
+            continue
+    assert count == len(expected)
+    assert sorted(sink.getvalue().decode().splitlines()) == sorted(expected)
+
+
+def test_export_formats_and_filters(small_dataset: tuple[Path, list[str]], tmp_path: Path) -> None:
+    root, _ = small_dataset
+    con = connect(root)
+    total = con.execute("SELECT count(*) FROM logs").fetchone()
+    since = datetime(2024, 3, 1, 2, 30, tzinfo=UTC)
+    half = con.execute("SELECT count(*) FROM logs WHERE ts >= ?", [since]).fetchone()
+    assert total is not None and half is not None and 0 < half[0] < total[0]
+    for fmt in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"e.{fmt}"
+        assert export_logs(con, fmt, out, ExportFilter(since=since)) == half[0]
+        reader = {"csv": "read_csv", "jsonl": "read_json", "parquet": "read_parquet"}[fmt]
+        check = duckdb.connect()
+        got = check.execute(f"SELECT count(*), min(status) FROM {reader}('{out}')").fetchone()
+        assert got is not None and got[0] == half[0]
+    assert export_logs(con, "csv", tmp_path / "none.csv", ExportFilter(domains=("x",))) == 0
+
+
+def test_goaccess_reads_the_clf_export(
+    small_dataset: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    root, _ = small_dataset
+    clf = tmp_path / "access.log"
+    count = export_logs(connect(root), "clf", clf)
+    report = tmp_path / "report.json"
+    subprocess.run(
+        [
+            "goaccess",
+            str(clf),
+            "--log-format=COMBINED",
+            "--no-global-config",
+            "-o",
+            str(report),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    general = json.loads(report.read_text())["general"]
+    # GoAccess refuses a line without a client address or status (our "-" everywhere case).
+    con = connect(root)
+    row = con.execute(
+        "SELECT count(*) FILTER (WHERE client_ip IS NULL OR status IS NULL),"
+        " sum(response_bytes) FILTER (WHERE client_ip IS NOT NULL AND status IS NOT NULL)"
+        " FROM logs"
+    ).fetchone()
+    assert row is not None and row[0] == 1
+    assert general["total_requests"] == count
+    assert general["failed_requests"] == row[0]
+    assert general["valid_requests"] == count - row[0]
+    assert general["bandwidth"] == row[1]
