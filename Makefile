@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cdnlogs demo
 
-# Headless Chromium from Debian's packages, for the HTML report's browser tests.
+# Headless Chromium from Debian's packages, for the HTML report's browser tests
+# (and goaccess, which the CLF export test feeds).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+	@{ command -v chromium && command -v goaccess; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium goaccess; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium goaccess; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
