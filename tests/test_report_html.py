@@ -220,6 +220,6 @@ def test_html_numbers_equal_terminal_numbers(report: Report) -> None:
             assert any(pattern.search(line) for line in text_lines), (table_id, cells)
             checked += 1
     assert checked > 40
-    summary = dict(parser.tables["summary"][1:])  # type: ignore[arg-type]
+    summary = {row[0]: row[1] for row in parser.tables["summary"][1:]}
     assert summary["Requests"] == f"{report.totals.requests:,}"
     assert summary["Rejected lines"] == "4"
