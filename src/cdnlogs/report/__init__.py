@@ -88,6 +88,9 @@ def window_text(report: Report) -> str:
 def summary_rows(report: Report) -> list[tuple[str, str]]:
     """The headline figures as (label, formatted value) pairs, shared by every reporter."""
     t, hit, lat = report.totals, report.hit_ratio, report.latency
+    peak = "-"
+    if report.peak_hour is not None:
+        peak = f"{fmt_mbps(report.peak_mbps)} in the hour {fmt_time(report.peak_hour)}"
     return [
         ("Requests", fmt_int(t.requests)),
         ("Response bytes", fmt_bytes(t.bytes)),
@@ -100,7 +103,7 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
         ("Response time p50", fmt_ms(lat.p50_ms)),
         ("Response time p95", fmt_ms(lat.p95_ms)),
         ("Response time p99", fmt_ms(lat.p99_ms)),
-        ("Peak bandwidth (5-min)", f"{fmt_mbps(report.peak_mbps)} at {fmt_time(report.peak_hour)}"),
+        ("Peak bandwidth (5-min)", peak),
     ]
 
 

@@ -60,13 +60,11 @@ th { background: #f6f6f6; } td.key, th.key { text-align: left; max-width: 60ch;
 def render_html(report: Report) -> str:
     """The whole report as one self-contained HTML document."""
     title = f"cdnlogs report: {window_text(report)}"
-    parts = [
-        f"<h1>cdnlogs report</h1><p class='sub'>{escape(window_text(report))}</p>",
-        _table("Summary", ("", "value"), summary_rows(report), table_id="summary"),
-    ]
+    parts = [f"<h1>cdnlogs report</h1><p class='sub'>{escape(window_text(report))}</p>"]
     if report.empty:
         parts.append(f"<p class='empty' id='empty'>{escape(empty_message(report))}</p>")
-    else:
+    parts.append(_table("Summary", ("", "value"), summary_rows(report), table_id="summary"))
+    if not report.empty:
         parts.append(_charts(report))
         parts.append(_status_table(report))
         parts.append(_error_table(report))
