@@ -389,14 +389,28 @@ class Ingester:
         slow = False
         reparsed = 0
         rows_written = 0
+        odd_ips: set[str] = set()
+        fast_sql = ""
         try:
             ncols = _sniff_columns(source)
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE fast AS " + _fast_select(source, ncols, log_name)
-            )
-            bad = self.con.execute("SELECT count(*) FROM fast WHERE _bad").fetchone()
-            if bad is None or bad[0]:
-                raise _FallBack(f"{bad[0] if bad else '?'} rows failed validation")
+            fast_sql = _fast_select(source, ncols, log_name)
+            # Pass 1 streams the file once to validate it and collect the CSV reader's rejects
+            # (and the addresses to anonymize); pass 2 streams it again into Parquet. Two
+            # streaming passes keep memory flat whatever the file size, where materialising
+            # the rows in a table first would grow with it.
+            check = self.con.execute(
+                "SELECT count(*) FILTER (WHERE _bad), "
+                f"list(DISTINCT ip) FILTER (WHERE ip IS NOT NULL AND NOT "
+                f"regexp_full_match(ip, '{_IPV4_PATTERN}')) "
+                f"FROM (SELECT _bad, unnest([client_ip, proxy_ip]) AS ip FROM ({fast_sql}))"
+                if self.options.anonymize_ip
+                else f"SELECT count(*) FILTER (WHERE _bad), NULL FROM ({fast_sql})"
+            ).fetchall()[0]
+            # (fetchall, not fetchone: the scan's rejects are stored only once the result is
+            # fully consumed.)
+            if check is None or check[0]:
+                raise _FallBack(f"{check[0] if check else '?'} rows failed validation")
+            odd_ips.update(check[1] or [])
             rejected = self._fast_rejects()
         except (duckdb.Error, _FallBack) as exc:
             log.info("%s: reading with the reference parser (%s)", log_name, exc)
@@ -405,32 +419,36 @@ class Ingester:
         finally:
             self._clear_rejects()
         try:
+            parts: list[str] = []
             if slow:
-                rows_written = self._slow_rows(source, log_name, fallback, rejects)
-                self.con.execute(
-                    "CREATE OR REPLACE TEMP TABLE fast AS " + _select_from_json(fallback)
-                )
-            elif rejected:
-                reparsed = len(rejected)
-                lines = self._reject_lines(source, rejected)
-                with fallback.open("w", encoding="utf-8") as out:
-                    for number in sorted(lines):
-                        text = lines[number]
-                        try:
-                            record = parse_line(text)
-                        except ParseError as exc:
-                            rejects.append((log_name, number, text, exc.message))
-                            continue
-                        out.write(json.dumps(_record_row(record, log_name)) + "\n")
-                if fallback.stat().st_size:
-                    self.con.execute("INSERT INTO fast " + _select_from_json(fallback))
-            rows = self._write_parquet(final)
+                rows_written = self._slow_rows(source, log_name, fallback, rejects, odd_ips)
+                parts.append(_select_from_json(fallback))
+            else:
+                parts.append(f"SELECT * FROM ({fast_sql})")
+                if rejected:
+                    reparsed = len(rejected)
+                    lines = self._reject_lines(source, rejected)
+                    with fallback.open("w", encoding="utf-8") as out:
+                        for number in sorted(lines):
+                            text = lines[number]
+                            try:
+                                record = parse_line(text)
+                            except ParseError as exc:
+                                rejects.append((log_name, number, text, exc.message))
+                                continue
+                            odd_ips.update(_ips(record))
+                            out.write(json.dumps(_record_row(record, log_name)) + "\n")
+                    if fallback.stat().st_size:
+                        parts.append(_select_from_json(fallback))
+            try:
+                rows = self._write_parquet(final, " UNION ALL ".join(parts), odd_ips)
+            finally:
+                self._clear_rejects()
         finally:
             fallback.unlink(missing_ok=True)
         if slow and rows != rows_written:
             raise CdnLogsError(f"{log_name}: wrote {rows} rows, parsed {rows_written}")
         self._write_rejects(domain, stem, rejects)
-        self.con.execute("DROP TABLE IF EXISTS fast")
         return FileIngest(
             domain=domain,
             log_name=log_name,
@@ -483,6 +501,7 @@ class Ingester:
         log_name: str,
         fallback: Path,
         rejects: list[tuple[str, int, str, str]],
+        odd_ips: set[str],
     ) -> int:
         rows = 0
         with fallback.open("w", encoding="utf-8") as out:
@@ -494,22 +513,18 @@ class Ingester:
                 except ParseError as exc:
                     rejects.append((log_name, number, text, exc.message))
                     continue
+                odd_ips.update(_ips(record))
                 out.write(json.dumps(_record_row(record, log_name)) + "\n")
                 rows += 1
         return rows
 
-    def _build_ip_map(self) -> None:
+    def _build_ip_map(self, ips: set[str]) -> None:
         """Map every address that is not plain IPv4 through ``anonymize_ip`` (table ``ipmap``).
 
         IPv4 is truncated in SQL; the rest (IPv6, odd values) is rare enough per file to look
         up once each in Python, which keeps one definition of the truncation.
         """
-        found = self.con.execute(
-            "SELECT DISTINCT ip FROM (SELECT client_ip AS ip FROM fast UNION ALL "
-            f"SELECT proxy_ip FROM fast) WHERE ip IS NOT NULL "
-            f"AND NOT regexp_full_match(ip, '{_IPV4_PATTERN}')"
-        ).fetchall()
-        keys = [row[0] for row in found]
+        keys = sorted(ips)
         self.con.execute("CREATE OR REPLACE TEMP TABLE ipmap (ip VARCHAR, anon VARCHAR)")
         if keys:
             self.con.execute(
@@ -517,17 +532,17 @@ class Ingester:
                 [keys, [anonymize_ip(k) for k in keys]],
             )
 
-    def _write_parquet(self, final: Path) -> int:
-        """COPY the ``fast`` table to ``final`` through a temp name; return the row count."""
+    def _write_parquet(self, final: Path, rows_sql: str, odd_ips: set[str]) -> int:
+        """COPY ``rows_sql`` to ``final`` through a temp name; return the row count."""
         names = []
         if self.options.anonymize_ip:
-            self._build_ip_map()
+            self._build_ip_map(odd_ips)
         for name, _ in LOG_COLUMNS:
             if name in ("client_ip", "proxy_ip") and self.options.anonymize_ip:
                 names.append(
                     f"CASE WHEN regexp_full_match({name}, '{_IPV4_PATTERN}') "
                     f"THEN regexp_replace({name}, '[0-9]+$', '0') "
-                    f"ELSE (SELECT anon FROM ipmap WHERE ipmap.ip = fast.{name}) END AS {name}"
+                    f"ELSE (SELECT anon FROM ipmap WHERE ipmap.ip = src.{name}) END AS {name}"
                 )
             elif name == "query" and self.options.drop_query:
                 names.append("NULL::VARCHAR AS query")
@@ -536,7 +551,7 @@ class Ingester:
         tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
         try:
             result = self.con.execute(
-                f"COPY (SELECT {', '.join(names)} FROM fast) TO {_quote(str(tmp))} "
+                f"COPY (SELECT {', '.join(names)} FROM ({rows_sql}) AS src) TO {_quote(str(tmp))} "
                 "(FORMAT parquet, COMPRESSION zstd)"
             ).fetchone()
             _fsync(tmp)
@@ -572,6 +587,10 @@ class Ingester:
 
 class _FallBack(Exception):
     """The fast path's output cannot be trusted for this file; use the reference parser."""
+
+
+def _ips(record: LogRecord) -> list[str]:
+    return [ip for ip in (record.client_ip, record.proxy_ip) if ip is not None]
 
 
 def _fsync(path: Path) -> None:

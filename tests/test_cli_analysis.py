@@ -1,0 +1,207 @@
+"""The `ingest`, `query` and `export` commands, end to end through click with a real archive."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from cdnlogs.cli import cli
+from cdnlogs.cli.context import AppContext
+from cdnlogs.errors import CdnLogsError
+from cdnlogs.logformat import parse_line, to_clf
+from cdnlogs.manifest import Manifest
+from cdnlogs.models import LogFile
+from cdnlogs.simulator.loggen import generate_lines
+
+DOMAIN = "a.example.com"
+HOUR = datetime(2024, 3, 1, 2, tzinfo=UTC)
+NAME = "a.example.com_2024_03_01_100000_110000.gz"
+
+
+def _archive(out: Path, lines: list[str]) -> None:
+    rel = f"{DOMAIN}/2024/03/01/{NAME.removesuffix('.gz')}.log"
+    path = out / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        manifest.record_listed(
+            [LogFile(DOMAIN, NAME, "http://x/" + NAME, 1, HOUR, HOUR + timedelta(hours=1))]
+        )
+        manifest.mark_done(
+            DOMAIN,
+            NAME,
+            sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+            plain_size=path.stat().st_size,
+            local_path=rel,
+            fmt="log",
+        )
+
+
+def _invoke(args: list[str]) -> tuple[int, str, str]:
+    runner = CliRunner()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    result = runner.invoke(cli, args, obj=AppContext(stdout=stdout, stderr=stderr))
+    exc = result.exception
+    if isinstance(exc, CdnLogsError):
+        # main() turns these into the exit status; the runner calls the group directly.
+        return int(exc.exit_code), stdout.getvalue(), str(exc)
+    if exc is not None and not isinstance(exc, SystemExit):
+        raise exc
+    # The group callback installs its own AppContext on sys.stdout, which the runner captures.
+    return result.exit_code, stdout.getvalue() + result.stdout, stderr.getvalue() + result.stderr
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> tuple[Path, list[str]]:
+    lines = [*generate_lines(DOMAIN, HOUR, 300, 5), "not a log line"]
+    out = tmp_path / "out"
+    _archive(out, lines)
+    return out, lines
+
+
+def test_ingest_json_then_nothing_to_do(archive: tuple[Path, list[str]]) -> None:
+    out, _ = archive
+    code, stdout, _ = _invoke(["ingest", "--out", str(out), "--json"])
+    assert code == 0
+    summary = json.loads(stdout)
+    assert (summary["files"], summary["rows"], summary["rejects"]) == (1, 300, 1)
+    code, stdout, _ = _invoke(["ingest", "--out", str(out)])
+    assert code == 0 and "Ingested 0 file(s)" in stdout
+
+
+def test_ingest_privacy_flags(archive: tuple[Path, list[str]]) -> None:
+    out, _ = archive
+    assert _invoke(["ingest", "--out", str(out), "--anonymize-ip", "--drop-query"])[0] == 0
+    code, stdout, _ = _invoke(
+        [
+            "query",
+            "SELECT count(*) FILTER (WHERE query IS NOT NULL) AS q,"
+            " count(*) FILTER (WHERE client_ip NOT LIKE '%.0' AND client_ip NOT LIKE '%::') AS ip"
+            " FROM logs",
+            "--out",
+            str(out),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0 and json.loads(stdout) == [{"q": 0, "ip": 0}]
+
+
+def test_ingest_bad_keep_is_a_usage_error(archive: tuple[Path, list[str]]) -> None:
+    out, _ = archive
+    code, _, _ = _invoke(["ingest", "--out", str(out), "--keep", "soon"])
+    assert code == 2
+
+
+def test_query_formats(archive: tuple[Path, list[str]]) -> None:
+    out, lines = archive
+    _invoke(["ingest", "--out", str(out)])
+    sql = "SELECT status, count(*) AS n FROM logs GROUP BY status ORDER BY n DESC, status"
+    expected: dict[int, int] = {}
+    for line in lines[:-1]:
+        status = parse_line(line).status
+        assert status is not None
+        expected[status] = expected.get(status, 0) + 1
+    code, stdout, _ = _invoke(["query", sql, "--out", str(out), "--format", "json"])
+    assert code == 0
+    assert {row["status"]: row["n"] for row in json.loads(stdout)} == expected
+    code, stdout, _ = _invoke(["query", sql, "--out", str(out), "--format", "csv"])
+    rows = list(csv.reader(io.StringIO(stdout)))
+    assert rows[0] == ["status", "n"]
+    assert {int(s): int(n) for s, n in rows[1:]} == expected
+    code, stdout, _ = _invoke(["query", sql, "--out", str(out)])
+    assert code == 0 and "status" in stdout and str(max(expected.values())) in stdout
+    code, stdout, _ = _invoke(
+        ["query", "SELECT line_number, reason FROM rejects", "--out", str(out), "--format", "json"]
+    )
+    assert [r["line_number"] for r in json.loads(stdout)] == [len(lines)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "status"),
+    [
+        ("SELEC nonsense", 2),
+        ("SELECT no_such_column FROM logs", 2),
+        ("SELECT * FROM no_such_table", 2),
+        ("SELECT 'a'::INTEGER", 1),
+    ],
+)
+def test_query_errors_are_one_line(
+    archive: tuple[Path, list[str]], sql: str, status: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = archive
+    from cdnlogs.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["query", sql, "--out", str(out)])
+    assert exc.value.code == status
+    err = capfd.readouterr().err
+    assert err.startswith("Error: SQL:") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_query_on_an_empty_dataset(tmp_path: Path) -> None:
+    code, stdout, _ = _invoke(
+        ["query", "SELECT count(*) AS n FROM logs", "--out", str(tmp_path), "--format", "json"]
+    )
+    assert code == 0 and json.loads(stdout) == [{"n": 0}]
+
+
+def test_export_clf_to_file_and_stdout_filters(
+    archive: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    out, lines = archive
+    _invoke(["ingest", "--out", str(out)])
+    target = tmp_path / "access.log"
+    code, _, _ = _invoke(["export", "--format", "clf", "--out", str(out), "--output", str(target)])
+    assert code == 0
+    expected = sorted(to_clf(parse_line(line)) for line in lines[:-1])
+    assert sorted(target.read_text().splitlines()) == expected
+    code, stdout, _ = _invoke(
+        ["export", "--format", "jsonl", "--out", str(out), "--domain", "other.example.com"]
+    )
+    assert code == 0 and stdout.strip() == ""
+    target = tmp_path / "late.parquet"
+    code, _, _ = _invoke(
+        [
+            "export",
+            "--format",
+            "parquet",
+            "--out",
+            str(out),
+            "--since",
+            "2024-03-01T02:30:00Z",
+            "--output",
+            str(target),
+        ]
+    )
+    assert code == 0
+    got = duckdb.connect().execute(f"SELECT count(*), min(ts) FROM '{target}'").fetchone()
+    half = [
+        r
+        for r in (parse_line(line) for line in lines[:-1])
+        if r.ts >= datetime(2024, 3, 1, 2, 30, tzinfo=UTC)
+    ]
+    assert got is not None and got[0] == len(half)
+
+
+def test_export_window_must_not_be_empty(archive: tuple[Path, list[str]]) -> None:
+    out, _ = archive
+    code, _, _ = _invoke(
+        ["export", "--format", "csv", "--out", str(out), "--since", "1h", "--until", "2h"]
+    )
+    assert code == 2
+
+
+@pytest.mark.parametrize("command", ["ingest", "query", "export"])
+def test_every_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0 and len(result.output) > 200
