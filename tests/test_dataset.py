@@ -277,6 +277,22 @@ def test_ingest_twice_late_file_and_replaced_file(tmp_path: Path) -> None:
     assert _counts(settings)[(DOMAIN, late)] == 50
 
 
+def test_deleted_dataset_is_rebuilt_within_keep(tmp_path: Path) -> None:
+    settings = Settings(out_dir=tmp_path / "out")
+    name = _add_file(settings.out_dir, DOMAIN, HOUR, list(generate_lines(DOMAIN, HOUR, 40, 1)))
+    old_hour = HOUR - timedelta(days=30)
+    old = _add_file(
+        settings.out_dir, DOMAIN, old_hour, list(generate_lines(DOMAIN, old_hour, 20, 1))
+    )
+    assert ingest_archive(settings, now=NOW).rows == 60
+    shutil.rmtree(settings.dataset_dir)
+    settings.dataset_keep = "7d"
+    summary = ingest_archive(settings, now=NOW)
+    assert (summary.files, summary.rows) == (1, 40)
+    assert _counts(settings) == {(DOMAIN, name): 40}
+    assert old not in {n for _, n in _counts(settings)}
+
+
 def test_missing_source_is_reported_and_others_go_on(tmp_path: Path) -> None:
     settings = Settings(out_dir=tmp_path / "out")
     gone = _add_file(settings.out_dir, DOMAIN, HOUR, list(generate_lines(DOMAIN, HOUR, 10, 1)))

@@ -37,6 +37,7 @@ from cdnlogs.config import Settings
 from cdnlogs.errors import CdnLogsError, ParseError
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
 from cdnlogs.models import PROVIDER_TZ
+from cdnlogs.timeutil import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -635,7 +636,7 @@ def ingest_archive(
     The caller holds the archive lock (``sync --ingest`` already does).
     A file that cannot be read is listed in ``failed`` and the others go on.
     """
-    from cdnlogs.manifest import Manifest
+    from cdnlogs.manifest import Manifest, Status
 
     started = time.monotonic()
     opts = options or IngestOptions(
@@ -643,8 +644,22 @@ def ingest_archive(
     )
     summary = IngestSummary()
     root = settings.dataset_dir
+    keep = parse_duration(settings.dataset_keep) if settings.dataset_keep else None
+    oldest = (now - keep).astimezone(PROVIDER_TZ).date() if keep is not None else None
     with Manifest.open(settings.state_dir) as manifest:
         todo = manifest.files_to_ingest()
+        queued = {(r.domain, r.log_name) for r in todo}
+        # A done file whose Parquet file is missing from this dataset (a new --dataset, or a
+        # deleted one) is ingested again, unless --keep has aged its day out on purpose.
+        for record in manifest.records(status=Status.DONE):
+            if (record.domain, record.log_name) in queued or record.local_path is None:
+                continue
+            day = partition_date(record.log_name, record.hour_start)
+            if oldest is not None and day < oldest:
+                continue
+            parquet = partition_dir(root, record.domain, day) / f"{_stem(record.log_name)}.parquet"
+            if not parquet.exists():
+                todo.append(record)
         if todo:
             with Ingester(root, opts) as ingester:
                 for record in todo:
@@ -670,10 +685,8 @@ def ingest_archive(
                     summary.rejects += result.rejects
                     summary.reparsed += result.reparsed
                     summary.slow_files += int(result.slow_path)
-    if settings.dataset_keep:
-        from cdnlogs.timeutil import parse_duration
-
-        removed = prune_dataset(root, keep=parse_duration(settings.dataset_keep), now=now)
+    if keep is not None:
+        removed = prune_dataset(root, keep=keep, now=now)
         summary.removed_partitions = [str(p.relative_to(root)) for p in removed]
     summary.seconds = time.monotonic() - started
     return summary
