@@ -257,6 +257,15 @@ def main() -> None:
         summary = json.loads(ours.stdout)
         assert summary["ok"] and summary["fetched"] == files, summary
         shutil.rmtree(runs / "c")
+        # Same, keeping the .gz (still fully inflated to verify): what is left without writing
+        # ~9x the bytes as plain text, i.e. whether the plain run is bound by the disk.
+        ours_gz = run_measured(
+            f"(c) cdnlogs sync x{args.concurrency} --format gz",
+            [*cdnlogs_bin, *sync_args, "--format", "gz", "--out", str(runs / "cgz")],
+            env=env,
+        )
+        results.append(ours_gz)
+        shutil.rmtree(runs / "cgz")
 
         print(f"\n{'method':36} {'wall s':>8} {'peak RSS MB':>12} {'MB/s (gz)':>10}")
         for m in results:
@@ -284,6 +293,8 @@ def main() -> None:
             bound_s=round(bound, 2),
             speedup_vs_sequential=round(speedup, 2),
             ratio_vs_pipelines=round(vs_ideal, 2),
+            cdnlogs_gz_s=round(ours_gz.seconds, 2),
+            plain_gb_written=round(plain_size * files / 1e9, 2),
             rss_mb={m.label: round(m.peak_rss_mb, 1) for m in results},
         )
 
