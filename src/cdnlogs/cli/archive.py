@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +26,9 @@ from cdnlogs.config import Settings
 from cdnlogs.errors import PartialSyncError
 from cdnlogs.sync import SyncCallbacks, SyncSummary
 from cdnlogs.transfer import DownloadResult, DownloadTask
+
+if TYPE_CHECKING:  # duckdb is imported only by commands that use the dataset
+    from cdnlogs.dataset import IngestSummary
 
 DEMO_DOMAINS = ("a.example.com", "b.example.com")
 DEMO_DAYS = 2
@@ -49,6 +52,18 @@ DEFAULT_DEMO_OUT = Path("./cdnlogs-demo")
     default=None,
     help="Parallel downloads (default 8). [env: CDNLOGS_CONCURRENCY]",
 )
+@click.option(
+    "--ingest",
+    is_flag=True,
+    default=False,
+    help="After the sync, load the new files into the Parquet dataset (as `cdnlogs ingest`).",
+)
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
+)
 @api_options
 @json_option
 @verbose_option
@@ -67,6 +82,8 @@ def sync_command(
     log_scheme: str | None,
     profile: str | None,
     as_json: bool,
+    ingest: bool,
+    dataset: Path | None,
 ) -> None:
     """Download every log file of the window the archive lacks, verified, into --out.
 
@@ -88,6 +105,7 @@ def sync_command(
         endpoint=endpoint,
         log_scheme=log_scheme,
         profile=profile,
+        dataset=dataset,
     )
     from cdnlogs.sync import SyncRun, make_sync_provider
 
@@ -95,9 +113,21 @@ def sync_command(
     summary = _run_with_progress(
         app, lambda cb: SyncRun(settings, provider, callbacks=cb).run(), as_json=as_json
     )
-    _report(app, summary, as_json=as_json)
-    # Hook for `sync --ingest` (the analysis area): it runs here, after a sync that wrote files.
+    ingested = _ingest_after_sync(settings) if ingest else None
+    _report(app, summary, as_json=as_json, ingested=ingested)
     _raise_if_partial(summary)
+    if ingested is not None and ingested.failed:
+        raise PartialSyncError(f"{len(ingested.failed)} file(s) could not be ingested")
+
+
+def _ingest_after_sync(settings: Settings) -> IngestSummary:
+    """Ingest what the sync (and earlier ones) downloaded; files that failed are skipped."""
+    from cdnlogs.dataset import ingest_archive
+    from cdnlogs.lock import ArchiveLock
+
+    # The sync released its lock; take it again so no other sync or ingest runs alongside.
+    with ArchiveLock(settings.state_dir, purpose="ingest"):
+        return ingest_archive(settings, now=datetime.now(UTC))
 
 
 @cli.command("demo")
@@ -241,9 +271,18 @@ def _human(nbytes: float) -> str:
     return f"{nbytes:.1f} GiB"  # pragma: no cover - loop always returns
 
 
-def _report(app: AppContext, summary: SyncSummary, *, as_json: bool) -> None:
+def _report(
+    app: AppContext,
+    summary: SyncSummary,
+    *,
+    as_json: bool,
+    ingested: IngestSummary | None = None,
+) -> None:
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2), file=app.stdout)
+        data = summary.to_dict()
+        if ingested is not None:
+            data["ingest"] = ingested.to_dict()
+        click.echo(json.dumps(data, indent=2), file=app.stdout)
         return
     from rich.console import Console
     from rich.table import Table
@@ -276,6 +315,14 @@ def _report(app: AppContext, summary: SyncSummary, *, as_json: bool) -> None:
     if summary.pruned:
         line += f"; {summary.pruned} pruned by retention"
     console.print(line, markup=False)
+    if ingested is not None:
+        console.print(
+            f"ingested {ingested.files} file(s): {ingested.rows:,} rows, "
+            f"{ingested.rejects:,} rejected line(s) in {ingested.seconds:.1f}s",
+            markup=False,
+        )
+        for domain, log_name, error in ingested.failed:
+            console.print(f"ingest failed: {domain} {log_name}: {error}", markup=False)
 
 
 def _print_status(app: AppContext, settings: Settings, now: datetime) -> None:
