@@ -36,7 +36,9 @@ test: $(STAMP) browser check
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/sync_bench.py
+	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/report_bench.py
 
 clean:
 	rm -rf $(VENV) cdnlogs-demo
