@@ -100,3 +100,21 @@ def test_api_error_message_names_code_and_request_id() -> None:
 )
 def test_exit_codes(cls: type[errors.CdnLogsError], status: int) -> None:
     assert cls.exit_code == status
+
+
+def test_plain_checksum_is_standard_crc32_streamed_or_whole(tmp_path) -> None:
+    import zlib
+
+    from cdnlogs.checksum import PlainChecksum, plain_checksum_file
+
+    data = b"line one\n" * 100_000 + b"tail"
+    running = PlainChecksum()
+    for start in range(0, len(data), 65_537):
+        running.update(data[start : start + 65_537])
+    expected = f"crc32:{zlib.crc32(data):08x}"
+    assert running.hexdigest() == expected
+    path = tmp_path / "x.log"
+    path.write_bytes(data)
+    assert plain_checksum_file(path) == expected
+    path.write_bytes(data[:-1] + b"X")
+    assert plain_checksum_file(path) != expected

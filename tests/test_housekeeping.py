@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def store(manifest: Manifest, out: Path, f: LogFile, fmt: str = "log") -> Path:
         f.name,
         sha256=hashlib.sha256(gz).hexdigest(),
         plain_size=len(text),
-        plain_sha256=hashlib.sha256(text).hexdigest(),
+        plain_checksum=f"crc32:{zlib.crc32(text):08x}",
         local_path=rel.as_posix(),
         fmt=fmt,
     )
@@ -292,7 +293,8 @@ def test_adopt_move_gz_domain_filter_and_bad_gzip(
     assert reasons == ["domain b.example.com not selected", "truncated or empty gzip file"]
     row = ledger.get(DOMAIN, good.name)
     assert row is not None and row.format == "gz" and row.plain_size == 22
-    assert row.plain_sha256 == hashlib.sha256(b"a\n" * 10 + b"b\n").hexdigest()
+    plain = b"a\n" * 10 + b"b\n"
+    assert row.plain_checksum == f"crc32:{zlib.crc32(plain):08x}"
     assert verify_archive(ledger, out).problems == []
 
 

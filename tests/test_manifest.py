@@ -73,12 +73,12 @@ def test_state_transitions(ledger: Manifest) -> None:
         plain_size=5,
         local_path="p.log",
         fmt="log",
-        plain_sha256="cd",
+        plain_checksum="cd",
     )
     row = ledger.get(f.domain, f.name)
     assert row is not None
     assert row.status is Status.DONE and row.last_error is None and row.done_at == NOW
-    assert (row.sha256, row.plain_sha256, row.plain_size, row.local_path, row.format) == (
+    assert (row.sha256, row.plain_checksum, row.plain_size, row.local_path, row.format) == (
         "ab",
         "cd",
         5,

@@ -164,7 +164,7 @@ def test_plain_download_writes_verified_text_and_hashes(
     assert result.size == len(server.files["a.gz"])
     assert result.sha256 == hashlib.sha256(server.files["a.gz"]).hexdigest()
     assert result.plain_size == len(plain)
-    assert result.plain_sha256 == hashlib.sha256(plain).hexdigest()
+    assert result.plain_checksum == f"crc32:{zlib.crc32(plain):08x}"
     assert result.attempts == 1
     _no_parts(tmp_path)
 

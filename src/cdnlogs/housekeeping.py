@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cdnlogs.checksum import PlainChecksum, plain_checksum_file
 from cdnlogs.errors import CdnLogsError, UsageError
 from cdnlogs.manifest import FileRecord, Manifest, Status
 from cdnlogs.storage import (
@@ -184,17 +185,19 @@ def check_file(out_dir: Path, row: FileRecord) -> str | None:
     if not path.is_file():
         return "not a regular file"
     if row.format == "gz":
-        expected_size, expected_sha = row.remote_size, row.sha256
+        expected_size, expected_sum = row.remote_size, row.sha256
+        summer: Callable[[Path], str] = sha256_file
     else:
-        expected_size, expected_sha = row.plain_size, row.plain_sha256
+        expected_size, expected_sum = row.plain_size, row.plain_checksum
+        summer = plain_checksum_file
     if expected_size is not None and size != expected_size:
         return f"size {size}, expected {expected_size}"
-    if expected_sha is not None:
+    if expected_sum is not None:
         try:
-            actual = sha256_file(path)
+            actual = summer(path)
         except OSError as exc:
             return f"unreadable: {exc.strerror}"
-        if actual != expected_sha:
+        if actual != expected_sum:
             return "checksum mismatch"
     return None
 
@@ -206,7 +209,7 @@ def verify_archive(
     fix: bool = True,
     progress: ProgressCallback | None = None,
 ) -> VerifyResult:
-    """Re-check every done file (present, size, sha256); with ``fix``, mark bad ones pending."""
+    """Re-check every done file (present, size, checksum); with ``fix``, mark bad ones pending."""
     result = VerifyResult()
     for row in manifest.records(status=Status.DONE):
         reason = check_file(out_dir, row)
@@ -397,7 +400,7 @@ def adopt_files(
             hour_end=parsed.end,
             sha256=sums.sha256,
             plain_size=sums.plain_size,
-            plain_sha256=sums.plain_sha256,
+            plain_checksum=sums.plain_checksum,
             local_path=adopted.local_path,
             fmt=fmt,
         )
@@ -422,7 +425,7 @@ class _Skip(Exception):
 class _Sums:
     sha256: str
     plain_size: int
-    plain_sha256: str
+    plain_checksum: str
 
 
 @dataclass(frozen=True)
@@ -513,12 +516,11 @@ def _copy_durably(src: Path, dest: Path) -> None:
 
 
 def _checksums(path: Path, fmt: str) -> _Sums:
-    """sha256 of the file and of its plain text; a gzip file must decode completely."""
+    """sha256 of the file and the checksum of its plain text; a gzip file must decode fully."""
     if fmt != "gz":
-        digest = sha256_file(path)
         # No gzip bytes survive for a plain file: its own sha256 stands in for the download's.
-        return _Sums(digest, path.stat().st_size, digest)
-    raw, plain = hashlib.sha256(), hashlib.sha256()
+        return _Sums(sha256_file(path), path.stat().st_size, plain_checksum_file(path))
+    raw, plain = hashlib.sha256(), PlainChecksum()
     size = members = 0
     in_member = False
     decoder = zlib.decompressobj(wbits=31)

@@ -29,7 +29,7 @@ from cdnlogs.models import LogFile
 MANIFEST_NAME = "manifest.sqlite3"
 
 # Schema history (bump SCHEMA_VERSION and add an upgrade step in _configure for each change):
-#   1  files (incl. plain_sha256 and the ingest columns), runs, schema_version.
+#   1  files (incl. plain_checksum and the ingest columns), runs, schema_version.
 SCHEMA_VERSION = 1
 
 #: ``PRAGMA application_id`` of a cdnlogs ledger ("cdnl"), so a foreign SQLite file is refused.
@@ -52,7 +52,7 @@ CREATE TABLE files (
     last_error       TEXT,
     sha256           TEXT,
     plain_size       INTEGER,
-    plain_sha256     TEXT,
+    plain_checksum     TEXT,
     local_path       TEXT,
     format           TEXT,
     first_seen       TEXT NOT NULL,
@@ -80,7 +80,7 @@ CREATE INDEX runs_by_domain ON runs (domain, finished_at);
 _FILE_COLUMNS = (
     "domain, log_name, hour_start, hour_end, remote_size, status, attempts, last_error, sha256, "
     "plain_size, local_path, format, first_seen, updated_at, done_at, ingested_rows, "
-    "ingested_rejects, ingested_sha256, ingested_at, plain_sha256"
+    "ingested_rejects, ingested_sha256, ingested_at, plain_checksum"
 )
 _ORDER = "ORDER BY domain, hour_start, log_name"
 
@@ -100,7 +100,7 @@ class FileRecord:
     """One ledger row. ``local_path`` is relative to the output directory.
 
     ``sha256`` is of the downloaded gzip bytes (for an adopted plain file, whose gzip is gone,
-    of the plain file). ``plain_sha256``/``plain_size`` describe the decompressed text, which
+    of the plain file). ``plain_checksum``/``plain_size`` describe the decompressed text, which
     is what a ``log``-format archive keeps on disk. ``attempts`` counts failed attempts.
     """
 
@@ -123,7 +123,7 @@ class FileRecord:
     ingested_rejects: int | None
     ingested_sha256: str | None
     ingested_at: datetime | None
-    plain_sha256: str | None = None
+    plain_checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -356,7 +356,7 @@ class Manifest:
         plain_size: int,
         local_path: str,
         fmt: str,
-        plain_sha256: str | None = None,
+        plain_checksum: str | None = None,
     ) -> None:
         """Record a file written, verified, fsynced and renamed into place.
 
@@ -364,7 +364,7 @@ class Manifest:
         :param plain_size: bytes of the decompressed text.
         :param local_path: relative to the output directory, POSIX separators.
         :param fmt: ``log`` or ``gz``: what ``local_path`` holds.
-        :param plain_sha256: of the decompressed text; `verify` checks a ``log`` file with it.
+        :param plain_checksum: of the decompressed text; `verify` checks a ``log`` file with it.
         """
         now = self._now()
         with self._transaction() as conn:
@@ -372,9 +372,9 @@ class Manifest:
                 conn,
                 domain,
                 log_name,
-                "status = 'done', sha256 = ?, plain_size = ?, plain_sha256 = ?, local_path = ?,"
+                "status = 'done', sha256 = ?, plain_size = ?, plain_checksum = ?, local_path = ?,"
                 " format = ?, last_error = NULL, done_at = ?, updated_at = ?",
-                (sha256, plain_size, plain_sha256, local_path, fmt, now, now),
+                (sha256, plain_size, plain_checksum, local_path, fmt, now, now),
             )
 
     def mark_failed(self, domain: str, log_name: str, error: str) -> None:
@@ -416,7 +416,7 @@ class Manifest:
                 domain,
                 log_name,
                 "status = 'pending', last_error = ?, sha256 = NULL, plain_size = NULL,"
-                " plain_sha256 = NULL, local_path = NULL, format = NULL, done_at = NULL,"
+                " plain_checksum = NULL, local_path = NULL, format = NULL, done_at = NULL,"
                 " updated_at = ?",
                 (reason, self._now()),
             )
@@ -432,7 +432,7 @@ class Manifest:
         plain_size: int,
         local_path: str,
         fmt: str,
-        plain_sha256: str | None = None,
+        plain_checksum: str | None = None,
     ) -> bool:
         """Record a file found on disk as done; False if the ledger already knew it.
 
@@ -443,11 +443,11 @@ class Manifest:
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO files (domain, log_name, hour_start, hour_end, status, sha256,"
-                " plain_size, plain_sha256, local_path, format, first_seen, updated_at, done_at)"
+                " plain_size, plain_checksum, local_path, format, first_seen, updated_at, done_at)"
                 " VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (domain, log_name) DO UPDATE SET status = 'done',"
                 " sha256 = excluded.sha256, plain_size = excluded.plain_size,"
-                " plain_sha256 = excluded.plain_sha256, local_path = excluded.local_path,"
+                " plain_checksum = excluded.plain_checksum, local_path = excluded.local_path,"
                 " format = excluded.format, last_error = NULL, done_at = excluded.done_at,"
                 " updated_at = excluded.updated_at"
                 " WHERE files.status IN ('pending', 'failed')",
@@ -458,7 +458,7 @@ class Manifest:
                     to_text(hour_end),
                     sha256,
                     plain_size,
-                    plain_sha256,
+                    plain_checksum,
                     local_path,
                     fmt,
                     now,
@@ -551,7 +551,7 @@ def _record(row: tuple[Any, ...]) -> FileRecord:
         ingested_rejects=row[16],
         ingested_sha256=row[17],
         ingested_at=_opt_time(row[18]),
-        plain_sha256=row[19],
+        plain_checksum=row[19],
     )
 
 

@@ -420,7 +420,7 @@ class SyncRun:
                     name,
                     sha256=result.sha256 or "",
                     plain_size=result.plain_size,
-                    plain_sha256=result.plain_sha256,
+                    plain_checksum=result.plain_checksum,
                     local_path=fetch.relative_path.as_posix(),
                     fmt=self.settings.format,
                 )

@@ -49,6 +49,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from cdnlogs.checksum import PlainChecksum
 from cdnlogs.errors import (
     IncompleteDownloadError,
     RemoteNotFoundError,
@@ -151,9 +152,9 @@ class DownloadResult:
     #: Bytes received from the host (the gzip size) and their sha256.
     size: int = 0
     sha256: str | None = None
-    #: Size and sha256 of the decompressed text.
+    #: Size and checksum (``crc32:...``, see cdnlogs.checksum) of the decompressed text.
     plain_size: int = 0
-    plain_sha256: str | None = None
+    plain_checksum: str | None = None
     attempts: int = 0
     #: How many times a broken transfer was continued with ``Range`` / started over.
     resumes: int = 0
@@ -257,7 +258,7 @@ class _Partial:
     resumes: int = 0
     restarts: int = 0
     gz_hash: Any = field(default_factory=hashlib.sha256)
-    plain_hash: Any = field(default_factory=hashlib.sha256)
+    plain_hash: PlainChecksum = field(default_factory=PlainChecksum)
     verifier: GzipStreamVerifier = field(init=False)
 
     def __post_init__(self) -> None:
@@ -287,7 +288,7 @@ class _Partial:
         self.received = 0
         self.plain_size = 0
         self.gz_hash = hashlib.sha256()
-        self.plain_hash = hashlib.sha256()
+        self.plain_hash = PlainChecksum()
         self.verifier = GzipStreamVerifier(self.max_output)
         return lost
 
@@ -501,7 +502,7 @@ class Downloader:
                 size=partial.received,
                 sha256=partial.gz_hash.hexdigest(),
                 plain_size=partial.plain_size,
-                plain_sha256=partial.plain_hash.hexdigest(),
+                plain_checksum=partial.plain_hash.hexdigest(),
                 attempts=attempts,
                 resumes=partial.resumes,
                 restarts=partial.restarts,
