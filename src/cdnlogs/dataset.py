@@ -73,8 +73,12 @@ REJECT_COLUMNS: tuple[tuple[str, str], ...] = (
 #: The Hive partition columns the views add (they are not stored inside the files).
 PARTITION_COLUMNS: tuple[tuple[str, str], ...] = (("domain", "VARCHAR"), ("date", "DATE"))
 REJECTS_DIR = "_rejects"
+#: The name ending of the second, small file holding the rows the reference parser re-read.
+REPARSED_SUFFIX = ".reparsed.parquet"
 DEFAULT_THREADS = 2
 DEFAULT_MEMORY_LIMIT = "768MB"
+#: Rows per Parquet row group (DuckDB's default is 122,880).
+DEFAULT_ROW_GROUP_SIZE = 122_880
 #: Lines read to tell a 12-field file from a 13-field one.
 SNIFF_LINES = 200
 
@@ -83,7 +87,8 @@ SNIFF_LINES = 200
 # characters as \xNN, so a raw 0x01 cannot appear in a real line.
 _NO_ESCAPE = "\x01"
 _NUMBER_COLUMNS = {"c4": "BIGINT", "c7": "INTEGER", "c8": "BIGINT", "c9": "BIGINT"}
-_SCHEME_PATTERN = r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(.*)$"
+#: The message of the error a suspect row raises inside the fast path's COPY.
+_BAD_ROW_MARKER = "cdnlogs: row failed validation"
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # Canonical dotted quads only: anything else goes through ipaddress, like the reference.
 _IPV4_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}$"
@@ -97,12 +102,17 @@ class IngestOptions:
     :param drop_query: store no query strings (``query`` is NULL).
     :param threads: DuckDB worker threads.
     :param memory_limit: DuckDB's memory limit (it spills to disk beyond it).
+    :param inflate_gz: inflate a ``.gz`` to a scratch file first (isal), so DuckDB reads it
+        on all its threads instead of one.
+    :param row_group_size: rows per Parquet row group.
     """
 
     anonymize_ip: bool = False
     drop_query: bool = False
     threads: int = DEFAULT_THREADS
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+    inflate_gz: bool = True
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,20 @@ def _open_binary(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+def _open_inflating(path: Path) -> IO[bytes]:
+    """A ``.gz`` opened for reading with the inflating done on a second thread (isal).
+
+    Inflating while the caller writes the bytes out overlaps the two: about twice as fast as
+    one thread doing both.
+    """
+    try:
+        from isal import igzip_threaded
+
+        return cast(IO[bytes], igzip_threaded.open(path, "rb"))  # type: ignore[no-untyped-call]
+    except ImportError:  # pragma: no cover - isal is a dependency, kept optional
+        return _open_binary(path)
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for every line of a .log or .gz file (1-based).
 
@@ -214,30 +238,45 @@ def _read_csv_sql(path: Path, ncols: int) -> str:
 
 
 def _fast_select(path: Path, ncols: int, source_file: str) -> str:
-    """SQL turning the CSV columns into dataset columns, plus a ``_bad`` validity flag.
+    """SQL turning the CSV columns into the dataset's columns, in one streaming pass.
 
-    Numbers are read as text and must cast back to the same text, so spellings DuckDB would
-    accept but the reference parser would not (``+5``, ``1_000``, ``5.0``) flag the row instead
-    of being silently reinterpreted. A flagged row sends the whole file to the reference parser.
+    Validation happens in the same pass: a row the fast path cannot vouch for raises (DuckDB's
+    ``error()``), which aborts the statement and sends the whole file to the reference parser.
+    A row is suspect when its time or UTC offset did not parse, a number does not cast back to
+    the same text (spellings DuckDB would accept but the reference parser would not: ``+5``,
+    ``1_000``, ``5.0``), the protocol holds a slash or a space, or the request starts with a
+    space. The URL is split with string functions rather than a regular expression (the same
+    rule as ``logformat.split_url``: a scheme is ``[A-Za-z][A-Za-z0-9+.-]*`` before the first
+    ``:``, followed by ``//``); the common values (``+0800``, ``http``, ``https``) skip the
+    regular expressions altogether.
     """
     number_checks = []
     casts = []
     for column, kind in _NUMBER_COLUMNS.items():
         casts.append(f"TRY_CAST({column} AS {kind}) AS n_{column}")
         number_checks.append(
-            f"({column} IS NOT NULL AND CAST(TRY_CAST({column} AS {kind}) AS VARCHAR)"
-            f" IS DISTINCT FROM {column})"
+            f"({column} IS NOT NULL"
+            f" AND (n_{column} IS NULL OR CAST(n_{column} AS VARCHAR) <> {column}))"
         )
     protocol = "c13" if ncols >= 14 else "NULL::VARCHAR"
     bad_protocol = (
-        "(c13 IS NOT NULL AND NOT regexp_full_match(c13, '[^/\\s]*'))" if ncols >= 14 else "false"
+        "(c13 IS NOT NULL AND c13 NOT IN ('http', 'https', 'quic')"
+        " AND NOT regexp_full_match(c13, '[^/\\s]*'))"
+        if ncols >= 14
+        else "false"
     )
     source = _quote(source_file)
+    bad = (
+        f"off IS NULL OR c0 IS NULL OR {' OR '.join(number_checks)} OR {bad_protocol}"
+        " OR starts_with(c6, ' ')"
+    )
+    message = _quote(f"{_BAD_ROW_MARKER}: {source_file}")
     return f"""
     WITH raw AS (SELECT * FROM {_read_csv_sql(path, ncols)}),
     typed AS (
         SELECT *,
-            CASE WHEN regexp_full_match(c1, '[+-][0-9]{{4}}\\]')
+            CASE WHEN c1 = '+0800]' THEN 480
+                 WHEN regexp_full_match(c1, '[+-][0-9]{{4}}\\]')
                   AND c1[2:3]::INTEGER < 24 AND c1[4:5]::INTEGER < 60
                  THEN (CASE WHEN c1[1] = '-' THEN -1 ELSE 1 END)
                       * (c1[2:3]::INTEGER * 60 + c1[4:5]::INTEGER)
@@ -253,11 +292,20 @@ def _fast_select(path: Path, ncols: int, source_file: str) -> str:
             CASE WHEN strpos(url, '?') > 0 THEN substr(url, strpos(url, '?') + 1) END AS q
         FROM typed
     ),
-    parts AS (
+    colon AS (
+        SELECT *, strpos(rest, ':') AS cpos FROM split
+    ),
+    scheme AS (
         SELECT *,
-            regexp_extract(rest, '{_SCHEME_PATTERN}', ['scheme', 'host', 'path']) AS sp,
-            regexp_matches(rest, '{_SCHEME_PATTERN}') AS has_scheme
-        FROM split
+            CASE WHEN cpos > 1 AND substr(rest, cpos, 3) = '://'
+                  AND (substr(rest, 1, cpos - 1) IN ('http', 'https')
+                       OR regexp_full_match(substr(rest, 1, cpos - 1),
+                                            '[A-Za-z][A-Za-z0-9+.-]*'))
+                 THEN substr(rest, cpos + 3) END AS after_scheme
+        FROM colon
+    ),
+    parts AS (
+        SELECT *, strpos(after_scheme, '/') AS spos FROM scheme
     )
     SELECT
         (c0 - to_minutes(off)) AT TIME ZONE 'UTC' AS ts,
@@ -267,9 +315,13 @@ def _fast_select(path: Path, ncols: int, source_file: str) -> str:
         n_c4 AS response_time_ms,
         c5 AS referer,
         CASE WHEN c6 IS NOT NULL THEN split_part(c6, ' ', 1) END AS method,
-        CASE WHEN has_scheme THEN sp.scheme END AS scheme,
-        CASE WHEN has_scheme THEN sp.host END AS host,
-        CASE WHEN has_scheme THEN sp.path ELSE rest END AS path,
+        CASE WHEN after_scheme IS NOT NULL THEN substr(rest, 1, cpos - 1) END AS scheme,
+        CASE WHEN after_scheme IS NULL THEN NULL
+             WHEN spos > 0 THEN substr(after_scheme, 1, spos - 1)
+             ELSE after_scheme END AS host,
+        CASE WHEN after_scheme IS NULL THEN rest
+             WHEN spos > 0 THEN substr(after_scheme, spos)
+             ELSE '' END AS path,
         q AS query,
         n_c7 AS status,
         n_c8 AS request_bytes,
@@ -278,9 +330,7 @@ def _fast_select(path: Path, ncols: int, source_file: str) -> str:
         c11 AS user_agent,
         c12 AS content_type,
         {protocol} AS protocol,
-        {source} AS source_file,
-        (off IS NULL OR c0 IS NULL OR {" OR ".join(number_checks)} OR {bad_protocol}
-         OR starts_with(c6, ' ')) AS _bad
+        CASE WHEN {bad} THEN error({message}) ELSE {source} END AS source_file
     FROM parts
     """
 
@@ -333,7 +383,7 @@ def _json_columns_sql() -> str:
 def _select_from_json(path: Path) -> str:
     names = ", ".join(name for name, _ in LOG_COLUMNS[1:])
     return (
-        f"SELECT make_timestamp(ts_us) AT TIME ZONE 'UTC' AS ts, {names}, false AS _bad "
+        f"SELECT make_timestamp(ts_us) AT TIME ZONE 'UTC' AS ts, {names} "
         f"FROM read_json({_quote(str(path))}, format='newline_delimited', "
         f"columns={_json_columns_sql()})"
     )
@@ -371,7 +421,14 @@ class Ingester:
         self.close()
 
     def ingest_file(self, source: Path, *, domain: str, log_name: str, day: date) -> FileIngest:
-        """Parse ``source`` (a .log or .gz) into its partition file; replace any earlier one.
+        """Parse ``source`` (a .log or .gz) into its partition file(s); replace earlier ones.
+
+        One streaming pass: DuckDB's CSV reader feeds a ``COPY ... TO`` Parquet, validating
+        every row on the way (a suspect row aborts the copy and the file is read by the
+        reference parser instead). The lines the CSV reader rejected are known once the copy
+        has consumed the input; they are re-parsed by the reference parser into a second,
+        small file ``<stem>.reparsed.parquet`` next to ``<stem>.parquet`` (only when there are
+        such rows), so the big file is never rewritten.
 
         :param source: the downloaded file.
         :param domain: the domain (partition ``domain=``).
@@ -382,84 +439,115 @@ class Ingester:
         if not source.is_file():
             raise CdnLogsError(f"source file {source} is missing")
         stem = _stem(log_name)
-        final = partition_dir(self.root, domain, day) / f"{stem}.parquet"
-        final.parent.mkdir(parents=True, exist_ok=True)
+        part = partition_dir(self.root, domain, day)
+        final = part / f"{stem}.parquet"
+        extra = part / f"{stem}{REPARSED_SUFFIX}"
+        part.mkdir(parents=True, exist_ok=True)
         tag = uuid.uuid4().hex[:12]
         fallback = self._tmp / f"{stem}.{tag}.jsonl"
+        main_tmp = part / f".{final.name}.{tag}.tmp"
+        extra_tmp = part / f".{extra.name}.{tag}.tmp"
         rejects: list[tuple[str, int, str, str]] = []
         slow = False
         reparsed = 0
-        rows_written = 0
-        odd_ips: set[str] = set()
-        fast_sql = ""
+        extra_rows = 0
+        rejected: dict[int, str | None] = {}
         try:
-            ncols = _sniff_columns(source)
-            fast_sql = _fast_select(source, ncols, log_name)
-            # Pass 1 streams the file once to validate it and collect the CSV reader's rejects
-            # (and the addresses to anonymize); pass 2 streams it again into Parquet. Two
-            # streaming passes keep memory flat whatever the file size, where materialising
-            # the rows in a table first would grow with it.
-            check = self.con.execute(
-                "SELECT count(*) FILTER (WHERE _bad), "
-                f"list(DISTINCT ip) FILTER (WHERE ip IS NOT NULL AND NOT "
-                f"regexp_full_match(ip, '{_IPV4_PATTERN}')) "
-                f"FROM (SELECT _bad, unnest([client_ip, proxy_ip]) AS ip FROM ({fast_sql}))"
-                if self.options.anonymize_ip
-                else f"SELECT count(*) FILTER (WHERE _bad), NULL FROM ({fast_sql})"
-            ).fetchall()[0]
-            # (fetchall, not fetchone: the scan's rejects are stored only once the result is
-            # fully consumed.)
-            if check is None or check[0]:
-                raise _FallBack(f"{check[0] if check else '?'} rows failed validation")
-            odd_ips.update(check[1] or [])
-            rejected = self._fast_rejects()
-        except (duckdb.Error, _FallBack) as exc:
-            log.info("%s: reading with the reference parser (%s)", log_name, exc)
-            slow = True
-            rejected = {}
-        finally:
-            self._clear_rejects()
-        try:
-            parts: list[str] = []
-            if slow:
-                rows_written = self._slow_rows(source, log_name, fallback, rejects, odd_ips)
-                parts.append(_select_from_json(fallback))
-            else:
-                parts.append(f"SELECT * FROM ({fast_sql})")
-                if rejected:
-                    reparsed = len(rejected)
-                    lines = self._reject_lines(source, rejected)
-                    with fallback.open("w", encoding="utf-8") as out:
-                        for number in sorted(lines):
-                            text = lines[number]
-                            try:
-                                record = parse_line(text)
-                            except ParseError as exc:
-                                rejects.append((log_name, number, text, exc.message))
-                                continue
-                            odd_ips.update(_ips(record))
-                            out.write(json.dumps(_record_row(record, log_name)) + "\n")
-                    if fallback.stat().st_size:
-                        parts.append(_select_from_json(fallback))
             try:
-                rows = self._write_parquet(final, " UNION ALL ".join(parts), odd_ips)
+                rows = self._fast_copy(source, log_name, main_tmp, tag)
+                rejected = self._fast_rejects()
+            except duckdb.Error as exc:
+                reason = "a row failed validation" if _BAD_ROW_MARKER in str(exc) else str(exc)
+                log.info("%s: reading with the reference parser (%s)", log_name, reason)
+                slow = True
             finally:
                 self._clear_rejects()
+            if slow:
+                parsed = self._slow_rows(source, log_name, fallback, rejects)
+                rows = self._copy(_select_from_json(fallback), main_tmp, fast=False)
+                if rows != parsed:
+                    raise CdnLogsError(f"{log_name}: wrote {rows} rows, parsed {parsed}")
+            elif rejected:
+                reparsed = len(rejected)
+                parsed = self._reparse(source, log_name, rejected, fallback, rejects)
+                if parsed:
+                    extra_rows = self._copy(_select_from_json(fallback), extra_tmp, fast=False)
+                    if extra_rows != parsed:
+                        raise CdnLogsError(
+                            f"{log_name}: wrote {extra_rows} re-parsed rows, parsed {parsed}"
+                        )
+            # Replace the old files: the stale re-parsed file goes first, so a crash in between
+            # can only leave rows missing (the ledger has not recorded the file yet, so the
+            # next run ingests it again), never counted twice.
+            extra.unlink(missing_ok=True)
+            _fsync(main_tmp)
+            os.replace(main_tmp, final)
+            if extra_rows:
+                _fsync(extra_tmp)
+                os.replace(extra_tmp, extra)
         finally:
             fallback.unlink(missing_ok=True)
-        if slow and rows != rows_written:
-            raise CdnLogsError(f"{log_name}: wrote {rows} rows, parsed {rows_written}")
+            main_tmp.unlink(missing_ok=True)
+            extra_tmp.unlink(missing_ok=True)
         self._write_rejects(domain, stem, rejects)
         return FileIngest(
             domain=domain,
             log_name=log_name,
             parquet=final,
-            rows=rows,
+            rows=rows + extra_rows,
             rejects=len(rejects),
             reparsed=reparsed,
             slow_path=slow,
             seconds=time.monotonic() - started,
         )
+
+    def _fast_copy(self, source: Path, log_name: str, target: Path, tag: str) -> int:
+        """The fast path: one COPY from the CSV reader to ``target``; return the row count.
+
+        A ``.gz`` is first inflated to a scratch file with isal when ``inflate_gz`` is set:
+        DuckDB reads a compressed file on one thread, a plain one on all of them.
+        """
+        ncols = _sniff_columns(source)
+        plain: Path | None = None
+        try:
+            readable = source
+            if source.suffix == ".gz" and self.options.inflate_gz:
+                plain = self._tmp / f"{tag}.log"
+                with _open_inflating(source) as src, plain.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+                readable = plain
+            if self.options.anonymize_ip:
+                try:
+                    self._build_ip_map(_read_csv_sql(readable, ncols))
+                finally:
+                    self._clear_rejects()  # the copy below collects them again
+            return self._copy(_fast_select(readable, ncols, log_name), target, fast=True)
+        finally:
+            if plain is not None:
+                plain.unlink(missing_ok=True)
+
+    def _reparse(
+        self,
+        source: Path,
+        log_name: str,
+        rejected: dict[int, str | None],
+        fallback: Path,
+        rejects: list[tuple[str, int, str, str]],
+    ) -> int:
+        """Re-parse the CSV reader's rejected lines into ``fallback`` (JSON lines); count them."""
+        lines = self._reject_lines(source, rejected)
+        parsed = 0
+        with fallback.open("w", encoding="utf-8") as out:
+            for number in sorted(lines):
+                text = lines[number]
+                try:
+                    record = parse_line(text)
+                except ParseError as exc:
+                    rejects.append((log_name, number, text, exc.message))
+                    continue
+                out.write(json.dumps(self._json_row(record, log_name)) + "\n")
+                parsed += 1
+        return parsed
 
     def _fast_rejects(self) -> dict[int, str | None]:
         """Line number -> the raw line DuckDB reported (None when it could not keep it)."""
@@ -496,13 +584,19 @@ class Ingester:
                     break
         return lines
 
+    def _json_row(self, record: LogRecord, log_name: str) -> dict[str, Any]:
+        row = _record_row(record, log_name)
+        if self.options.anonymize_ip:
+            row["client_ip"] = anonymize_ip(record.client_ip)
+            row["proxy_ip"] = anonymize_ip(record.proxy_ip)
+        return row
+
     def _slow_rows(
         self,
         source: Path,
         log_name: str,
         fallback: Path,
         rejects: list[tuple[str, int, str, str]],
-        odd_ips: set[str],
     ) -> int:
         rows = 0
         with fallback.open("w", encoding="utf-8") as out:
@@ -514,18 +608,23 @@ class Ingester:
                 except ParseError as exc:
                     rejects.append((log_name, number, text, exc.message))
                     continue
-                odd_ips.update(_ips(record))
-                out.write(json.dumps(_record_row(record, log_name)) + "\n")
+                out.write(json.dumps(self._json_row(record, log_name)) + "\n")
                 rows += 1
         return rows
 
-    def _build_ip_map(self, ips: set[str]) -> None:
+    def _build_ip_map(self, rows_sql: str) -> None:
         """Map every address that is not plain IPv4 through ``anonymize_ip`` (table ``ipmap``).
 
         IPv4 is truncated in SQL; the rest (IPv6, odd values) is rare enough per file to look
-        up once each in Python, which keeps one definition of the truncation.
+        up once each in Python, which keeps one definition of the truncation. Finding them
+        costs a scan of the two address columns (only with ``anonymize_ip``).
         """
-        keys = sorted(ips)
+        found = self.con.execute(
+            "SELECT list(DISTINCT ip) FILTER (WHERE ip IS NOT NULL AND NOT "
+            f"regexp_full_match(ip, '{_IPV4_PATTERN}')) "
+            f"FROM (SELECT unnest([c2, c3]) AS ip FROM ({rows_sql}))"
+        ).fetchall()
+        keys = sorted(found[0][0] or []) if found else []
         self.con.execute("CREATE OR REPLACE TEMP TABLE ipmap (ip VARCHAR, anon VARCHAR)")
         if keys:
             self.con.execute(
@@ -533,13 +632,15 @@ class Ingester:
                 [keys, [anonymize_ip(k) for k in keys]],
             )
 
-    def _write_parquet(self, final: Path, rows_sql: str, odd_ips: set[str]) -> int:
-        """COPY ``rows_sql`` to ``final`` through a temp name; return the row count."""
+    def _copy(self, rows_sql: str, target: Path, *, fast: bool) -> int:
+        """COPY ``rows_sql`` (the dataset's columns) to the Parquet file ``target``; count rows.
+
+        Applies ``drop_query``, and ``anonymize_ip`` to the fast path's rows (IPv4 in SQL, the
+        rest through the ``ipmap`` table); rows from the reference parser arrive anonymized.
+        """
         names = []
-        if self.options.anonymize_ip:
-            self._build_ip_map(odd_ips)
         for name, _ in LOG_COLUMNS:
-            if name in ("client_ip", "proxy_ip") and self.options.anonymize_ip:
+            if name in ("client_ip", "proxy_ip") and self.options.anonymize_ip and fast:
                 names.append(
                     f"CASE WHEN regexp_full_match({name}, '{_IPV4_PATTERN}') "
                     f"THEN regexp_replace({name}, '[0-9]+$', '0') "
@@ -549,16 +650,10 @@ class Ingester:
                 names.append("NULL::VARCHAR AS query")
             else:
                 names.append(name)
-        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
-        try:
-            result = self.con.execute(
-                f"COPY (SELECT {', '.join(names)} FROM ({rows_sql}) AS src) TO {_quote(str(tmp))} "
-                "(FORMAT parquet, COMPRESSION zstd)"
-            ).fetchone()
-            _fsync(tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        result = self.con.execute(
+            f"COPY (SELECT {', '.join(names)} FROM ({rows_sql}) AS src) TO {_quote(str(target))} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {self.options.row_group_size})"
+        ).fetchone()
         return int(result[0]) if result else 0
 
     def _write_rejects(
@@ -584,14 +679,6 @@ class Ingester:
         finally:
             tmp.unlink(missing_ok=True)
             self.con.execute("DROP TABLE IF EXISTS rej")
-
-
-class _FallBack(Exception):
-    """The fast path's output cannot be trusted for this file; use the reference parser."""
-
-
-def _ips(record: LogRecord) -> list[str]:
-    return [ip for ip in (record.client_ip, record.proxy_ip) if ip is not None]
 
 
 def _fsync(path: Path) -> None:
