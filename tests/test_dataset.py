@@ -309,7 +309,8 @@ def test_anonymize_ip_and_drop_query(tmp_path: Path) -> None:
     lines = list(generate_lines(DOMAIN, HOUR, 400, 3))
     settings = Settings(out_dir=tmp_path / "out", anonymize_ip=True, drop_query=True)
     _add_file(settings.out_dir, DOMAIN, HOUR, lines)
-    ingest_archive(settings, now=NOW)
+    summary = ingest_archive(settings, now=NOW)
+    assert summary.slow_files == 0, "anonymizing must not push files off the fast path"
     con = connect(settings.dataset_dir)
     got = con.execute("SELECT client_ip, proxy_ip, query FROM logs").fetchall()
     records = [parse_line(line) for line in lines]
@@ -420,3 +421,99 @@ def test_goaccess_reads_the_clf_export(
     assert general["failed_requests"] == row[0]
     assert general["valid_requests"] == count - row[0]
     assert general["bandwidth"] == row[1]
+
+
+# -- one pass, the re-parsed rows' file, .gz inflating ----------------------------------------
+
+
+@pytest.mark.parametrize("inflate_gz", [True, False])
+def test_gz_read_inflated_or_directly_gives_the_reference_rows(
+    tmp_path: Path, inflate_gz: bool
+) -> None:
+    lines = _mixed_lines(2000, seed=5)
+    source = _write(tmp_path / "src.gz", lines, gz=True)
+    root = tmp_path / "ds"
+    with Ingester(root, IngestOptions(inflate_gz=inflate_gz)) as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert not result.slow_path
+    expected, bad = _reference(lines, NAME)
+    assert (result.rows, result.rejects) == (len(expected), len(bad))
+    assert result.rows + result.rejects == len(lines)
+    assert sorted(_rows(connect(root)), key=_sort_key) == expected
+    assert not list((root / ".tmp").rglob("*.log")), "the inflated scratch copy is removed"
+
+
+def test_reparsed_rows_file_is_replaced_with_its_source(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    part = root / f"domain={DOMAIN}" / "date=2024-03-01"
+    stem = NAME.removesuffix(".gz")
+    mixed = _mixed_lines(500, seed=3)
+    with Ingester(root) as ingester:
+        first = ingester.ingest_file(
+            _write(tmp_path / "a.log", mixed, gz=False),
+            domain=DOMAIN,
+            log_name=NAME,
+            day=date(2024, 3, 1),
+        )
+    assert first.reparsed > 0
+    assert sorted(p.name for p in part.iterdir()) == [
+        f"{stem}.parquet",
+        f"{stem}.reparsed.parquet",
+    ]
+    expected, _ = _reference(mixed, NAME)
+    assert sorted(_rows(connect(root)), key=_sort_key) == expected
+    # Downloaded again without any line the CSV reader rejects: both files are replaced, and
+    # the stale re-parsed rows are gone.
+    clean = [line for line in generate_lines(DOMAIN, HOUR, 300, 4) if line.count('"') == 8]
+    with Ingester(root) as ingester:
+        second = ingester.ingest_file(
+            _write(tmp_path / "b.log", clean, gz=False),
+            domain=DOMAIN,
+            log_name=NAME,
+            day=date(2024, 3, 1),
+        )
+    assert (second.rows, second.rejects, second.reparsed) == (len(clean), 0, 0)
+    assert sorted(p.name for p in part.iterdir()) == [f"{stem}.parquet"]
+    assert sorted(_rows(connect(root)), key=_sort_key) == _reference(clean, NAME)[0]
+    assert connect(root).execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+
+
+def test_anonymize_applies_to_fast_and_reparsed_rows(tmp_path: Path) -> None:
+    lines = _mixed_lines(800, seed=9)
+    # A quote in the User-Agent sends an IPv6 client's line to the reference parser.
+    lines.append(
+        '[1/Mar/2024:10:00:10 +0800] 2001:db8:77:1::5 - 5 "-" "GET /q" 200 1 2 HIT '
+        '"say "hi"" "t/h" http'
+    )
+    source = _write(tmp_path / "src.gz", lines, gz=True)
+    root = tmp_path / "ds"
+    with Ingester(root, IngestOptions(anonymize_ip=True, drop_query=True)) as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert not result.slow_path and result.reparsed > 0
+    got = connect(root).execute("SELECT client_ip, proxy_ip, query FROM logs").fetchall()
+    records = []
+    for line in lines:
+        try:
+            records.append(parse_line(line))
+        except ParseError:
+            continue
+    assert sorted(got, key=_sort_key) == sorted(
+        [(anonymize_ip(r.client_ip), anonymize_ip(r.proxy_ip), None) for r in records],
+        key=_sort_key,
+    )
+    assert ("2001:db8:77::", None, None) in got
+
+
+def test_truncated_gz_is_a_failed_file_not_a_crash(tmp_path: Path) -> None:
+    settings = Settings(out_dir=tmp_path / "out")
+    name = _add_file(
+        settings.out_dir, DOMAIN, HOUR, list(generate_lines(DOMAIN, HOUR, 3000, 1)), fmt="gz"
+    )
+    kept = _add_file(
+        settings.out_dir, "b.example.com", HOUR, list(generate_lines("b.example.com", HOUR, 10, 1))
+    )
+    gz = next((settings.out_dir / DOMAIN).rglob("*.gz"))
+    gz.write_bytes(gz.read_bytes()[: gz.stat().st_size // 2])
+    summary = ingest_archive(settings, now=NOW)
+    assert [f[1] for f in summary.failed] == [name]
+    assert _counts(settings) == {("b.example.com", kept): 10}

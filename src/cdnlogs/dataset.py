@@ -281,31 +281,40 @@ def _fast_select(path: Path, ncols: int, source_file: str) -> str:
                  THEN (CASE WHEN c1[1] = '-' THEN -1 ELSE 1 END)
                       * (c1[2:3]::INTEGER * 60 + c1[4:5]::INTEGER)
             END AS off,
-            CASE WHEN strpos(c6, ' ') > 0 THEN substr(c6, strpos(c6, ' ') + 1) END AS url,
+            strpos(c6, ' ') AS sp,
             {", ".join(casts)}
         FROM raw
     ),
-    split AS (
-        SELECT *,
-            CASE WHEN strpos(url, '?') > 0 THEN substr(url, 1, strpos(url, '?') - 1)
-                 ELSE url END AS rest,
-            CASE WHEN strpos(url, '?') > 0 THEN substr(url, strpos(url, '?') + 1) END AS q
-        FROM typed
+    request AS (
+        SELECT *, CASE WHEN sp > 0 THEN substr(c6, sp + 1) END AS url FROM typed
     ),
-    colon AS (
-        SELECT *, strpos(rest, ':') AS cpos FROM split
+    split AS (
+        SELECT *, strpos(url, '?') AS qpos FROM request
+    ),
+    query AS (
+        SELECT *,
+            CASE WHEN qpos > 0 THEN substr(url, 1, qpos - 1) ELSE url END AS rest,
+            CASE WHEN qpos > 0 THEN substr(url, qpos + 1) END AS q
+        FROM split
     ),
     scheme AS (
         SELECT *,
-            CASE WHEN cpos > 1 AND substr(rest, cpos, 3) = '://'
-                  AND (substr(rest, 1, cpos - 1) IN ('http', 'https')
-                       OR regexp_full_match(substr(rest, 1, cpos - 1),
-                                            '[A-Za-z][A-Za-z0-9+.-]*'))
+            CASE WHEN starts_with(rest, 'https://') THEN 6
+                 WHEN starts_with(rest, 'http://') THEN 5
+                 ELSE strpos(rest, ':') END AS cpos
+        FROM query
+    ),
+    after AS (
+        SELECT *,
+            CASE WHEN cpos = 6 AND starts_with(rest, 'https://') THEN substr(rest, 9)
+                 WHEN cpos = 5 AND starts_with(rest, 'http://') THEN substr(rest, 8)
+                 WHEN cpos > 1 AND substr(rest, cpos, 3) = '://'
+                  AND regexp_full_match(substr(rest, 1, cpos - 1), '[A-Za-z][A-Za-z0-9+.-]*')
                  THEN substr(rest, cpos + 3) END AS after_scheme
-        FROM colon
+        FROM scheme
     ),
     parts AS (
-        SELECT *, strpos(after_scheme, '/') AS spos FROM scheme
+        SELECT *, strpos(after_scheme, '/') AS spos FROM after
     )
     SELECT
         (c0 - to_minutes(off)) AT TIME ZONE 'UTC' AS ts,
@@ -314,7 +323,7 @@ def _fast_select(path: Path, ncols: int, source_file: str) -> str:
         c3 AS proxy_ip,
         n_c4 AS response_time_ms,
         c5 AS referer,
-        CASE WHEN c6 IS NOT NULL THEN split_part(c6, ' ', 1) END AS method,
+        CASE WHEN sp > 0 THEN substr(c6, 1, sp - 1) ELSE c6 END AS method,
         CASE WHEN after_scheme IS NOT NULL THEN substr(rest, 1, cpos - 1) END AS scheme,
         CASE WHEN after_scheme IS NULL THEN NULL
              WHEN spos > 0 THEN substr(after_scheme, 1, spos - 1)
@@ -463,7 +472,10 @@ class Ingester:
             finally:
                 self._clear_rejects()
             if slow:
-                parsed = self._slow_rows(source, log_name, fallback, rejects)
+                try:
+                    parsed = self._slow_rows(source, log_name, fallback, rejects)
+                except EOFError as exc:  # a truncated .gz
+                    raise CdnLogsError(f"{log_name}: {exc}") from None
                 rows = self._copy(_select_from_json(fallback), main_tmp, fast=False)
                 if rows != parsed:
                     raise CdnLogsError(f"{log_name}: wrote {rows} rows, parsed {parsed}")
@@ -513,9 +525,14 @@ class Ingester:
             readable = source
             if source.suffix == ".gz" and self.options.inflate_gz:
                 plain = self._tmp / f"{tag}.log"
-                with _open_inflating(source) as src, plain.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 22)
-                readable = plain
+                try:
+                    with _open_inflating(source) as src, plain.open("wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 22)
+                    readable = plain
+                except (OSError, EOFError) as exc:  # no room, or a bad .gz: DuckDB reads it
+                    log.info("%s: reading the .gz directly (%s)", log_name, exc)
+                    plain.unlink(missing_ok=True)
+                    plain = None
             if self.options.anonymize_ip:
                 try:
                     self._build_ip_map(_read_csv_sql(readable, ncols))
@@ -612,7 +629,7 @@ class Ingester:
                 rows += 1
         return rows
 
-    def _build_ip_map(self, rows_sql: str) -> None:
+    def _build_ip_map(self, csv_sql: str) -> None:
         """Map every address that is not plain IPv4 through ``anonymize_ip`` (table ``ipmap``).
 
         IPv4 is truncated in SQL; the rest (IPv6, odd values) is rare enough per file to look
@@ -622,7 +639,7 @@ class Ingester:
         found = self.con.execute(
             "SELECT list(DISTINCT ip) FILTER (WHERE ip IS NOT NULL AND NOT "
             f"regexp_full_match(ip, '{_IPV4_PATTERN}')) "
-            f"FROM (SELECT unnest([c2, c3]) AS ip FROM ({rows_sql}))"
+            f"FROM (SELECT unnest([c2, c3]) AS ip FROM {csv_sql})"
         ).fetchall()
         keys = sorted(found[0][0] or []) if found else []
         self.con.execute("CREATE OR REPLACE TEMP TABLE ipmap (ip VARCHAR, anon VARCHAR)")
