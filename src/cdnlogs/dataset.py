@@ -3,13 +3,17 @@
 Layout (the contract ``analyze`` and users' own tools read; documented in docs/analysis.md)::
 
     <root>/domain=<domain>/date=<YYYY-MM-DD>/<source-stem>.parquet     one per source log file
+    <root>/domain=<domain>/date=<YYYY-MM-DD>/<source-stem>.reparsed.parquet
+                                  its lines the CSV reader rejected, read by the reference parser
+                                  (only when there are any)
     <root>/_rejects/domain=<domain>/<source-stem>.parquet             its unparseable lines
 
 Each source file is parsed by the fast path (DuckDB's CSV reader splitting on spaces and quotes,
-typed columns, ``store_rejects``). The lines it rejects are re-parsed by the reference parser
-(``cdnlogs.logformat``); a line neither can parse is kept in the rejects file with its line
-number and the reason. A file whose accepted rows fail validation, or that DuckDB cannot read
-at all, is parsed by the reference parser instead, whole. So every non-blank line of a source
+typed columns, ``store_rejects``) in ONE streaming pass that validates and writes Parquet. The
+lines it rejects are re-parsed by the reference parser (``cdnlogs.logformat``) into the small
+``.reparsed.parquet`` file; a line neither can parse is kept in the rejects file with its line
+number and the reason. A file with a row that fails validation, or that DuckDB cannot read at
+all, is parsed by the reference parser instead, whole. So every non-blank line of a source
 ends up as exactly one row or one reject.
 
 Files are written under a temporary name and renamed, so re-ingesting a source replaces exactly
@@ -102,8 +106,10 @@ class IngestOptions:
     :param drop_query: store no query strings (``query`` is NULL).
     :param threads: DuckDB worker threads.
     :param memory_limit: DuckDB's memory limit (it spills to disk beyond it).
-    :param inflate_gz: inflate a ``.gz`` to a scratch file first (isal), so DuckDB reads it
-        on all its threads instead of one.
+    :param inflate_gz: inflate a ``.gz`` to a scratch file first (threaded isal), so DuckDB
+        splits the plain file across its threads. Off by default: on the 2-core bench machine
+        it gained ~10% only when the page cache was warm, lost ~25% when cold, and was even
+        over several files, while costing scratch space the size of the plain file.
     :param row_group_size: rows per Parquet row group.
     """
 
@@ -111,7 +117,7 @@ class IngestOptions:
     drop_query: bool = False
     threads: int = DEFAULT_THREADS
     memory_limit: str = DEFAULT_MEMORY_LIMIT
-    inflate_gz: bool = True
+    inflate_gz: bool = False
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE
 
 
@@ -317,7 +323,7 @@ def _fast_select(path: Path, ncols: int, source_file: str) -> str:
         SELECT *, strpos(after_scheme, '/') AS spos FROM after
     )
     SELECT
-        (c0 - to_minutes(off)) AT TIME ZONE 'UTC' AS ts,
+        make_timestamptz(epoch_us(c0) - off * 60000000::BIGINT) AS ts,
         off AS utc_offset_minutes,
         c2 AS client_ip,
         c3 AS proxy_ip,
