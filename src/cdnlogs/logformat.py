@@ -40,21 +40,43 @@ _INT64_MAX = 2**63 - 1
 # Everything after the Referer's opening quote up to the User-Agent's opening quote is anchored
 # on the request (a method token, then optionally a space and the URL), the status, both byte
 # counts and the cache status, so a quote inside the Referer cannot shift the fields after it.
-_HEAD = (
-    r"\[(?P<time>[^\]]*)\] (?P<client>\S+) (?P<proxy>\S+) (?P<rt>" + _NUM + r") "
-    r'"(?P<referer>.*?)" "(?P<request>|[^ "]+(?: .*?)?)" '
-    r"(?P<status>" + _NUM + r") (?P<reqb>" + _NUM + r") (?P<respb>" + _NUM + r") "
-    r"(?P<cache>\S+) "
-)
+# The method is first looked for as an HTTP method (upper case): a Referer holding '" "' then
+# cannot end early at a quote followed by some other token ('"x" "= " "GET /a"' keeps the
+# Referer 'x" "= '). A line whose method is not upper case falls back to any token.
+_HTTP_METHOD = r"-|[A-Z][A-Z0-9_-]*"
+_ANY_METHOD = r'[^ "]+'
+
+
+def _head(method: str) -> str:
+    return (
+        r"\[(?P<time>[^\]]*)\] (?P<client>\S+) (?P<proxy>\S+) (?P<rt>" + _NUM + r") "
+        r'"(?P<referer>.*?)" "(?P<request>|(?:' + method + r')(?: .*?)?)" '
+        r"(?P<status>" + _NUM + r") (?P<reqb>" + _NUM + r") (?P<respb>" + _NUM + r") "
+        r"(?P<cache>\S+) "
+    )
+
+
 _PROTO = r'(?: (?P<proto>"[^"]*"|[^\s"]+))?'
-# First choice: exactly 12 or 13 fields. The User-Agent is greedy, so a quote inside it stays
-# inside it; the content type never holds a quote. A quoted last field that looks like a
-# protocol (no slash, no space) is read as the protocol, as the CSV fast path reads it.
-_QUOTED_PROTO_RE = re.compile(_HEAD + r'"(?P<ua>.*)" "(?P<ct>[^"]*)" (?P<proto>"[^"/\s]*")$')
-_STRICT_RE = re.compile(_HEAD + r'"(?P<ua>.*)" "(?P<ct>[^"]*)"' + _PROTO + r"$")
-# Fallback: more trailing fields than we know. The User-Agent is then lazy so the extras are
-# not swallowed into it.
-_EXTRA_RE = re.compile(_HEAD + r'"(?P<ua>.*?)" "(?P<ct>[^"]*)"' + _PROTO + r"(?: .*)?$")
+
+
+def _line_patterns(method: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """The three shapes of a line, tried in order, for one method pattern.
+
+    First choice: exactly 12 or 13 fields. The User-Agent is greedy, so a quote inside it stays
+    inside it; the content type never holds a quote. A quoted last field that looks like a
+    protocol (no slash, no space) is read as the protocol, as the CSV fast path reads it.
+    Fallback: more trailing fields than we know; the User-Agent is then lazy so the extras are
+    not swallowed into it.
+    """
+    head = _head(method)
+    return (
+        re.compile(head + r'"(?P<ua>.*)" "(?P<ct>[^"]*)" (?P<proto>"[^"/\s]*")$'),
+        re.compile(head + r'"(?P<ua>.*)" "(?P<ct>[^"]*)"' + _PROTO + r"$"),
+        re.compile(head + r'"(?P<ua>.*?)" "(?P<ct>[^"]*)"' + _PROTO + r"(?: .*)?$"),
+    )
+
+
+_PATTERNS = (_line_patterns(_HTTP_METHOD), _line_patterns(_ANY_METHOD))
 _TIME_RE = re.compile(
     r"(\d{1,2})/([A-Za-z]{3})/(\d{4}):(\d{1,2}):(\d{1,2}):(\d{1,2}) ([+-])(\d{2})(\d{2})$"
 )
@@ -170,6 +192,17 @@ def split_request(request: str | None) -> tuple[str | None, str | None]:
     return method, url if space else None
 
 
+def _match_line(text: str) -> re.Match[str] | None:
+    for quoted_proto, strict, extra in _PATTERNS:
+        # The quoted-protocol shape ends in '"$' and ``text`` has no trailing newline: skipping
+        # it when the line does not end in a quote changes nothing but the time.
+        quoted = quoted_proto.match(text) if text.endswith('"') else None
+        match = quoted or strict.match(text) or extra.match(text)
+        if match is not None:
+            return match
+    return None
+
+
 def parse_line(line: str) -> LogRecord:
     """Parse one log line (a trailing newline is allowed) into a LogRecord.
 
@@ -178,10 +211,7 @@ def parse_line(line: str) -> LogRecord:
     text = line.rstrip("\r\n")
     if not text.strip():
         raise ParseError("empty line")
-    # _QUOTED_PROTO_RE ends in '"$' and ``text`` has no trailing newline: skipping it when the
-    # line does not end in a quote changes nothing but the time (a failing match backtracks).
-    quoted = _QUOTED_PROTO_RE.match(text) if text.endswith('"') else None
-    match = quoted or _STRICT_RE.match(text) or _EXTRA_RE.match(text)
+    match = _match_line(text)
     if match is None:
         raise ParseError(_diagnose(text))
     g = match.groupdict()
