@@ -217,6 +217,9 @@ def test_connection_failures_are_retried_then_reported(sim: Simulator) -> None:
         provider.list_domains()
     assert len(sleeps) == 2
     assert info.value.exit_code == 4
+    # One short line naming the cause, not the SDK's wrapped request URL.
+    assert f"cannot reach http://127.0.0.1:{port}: connection refused" in info.value.message
+    assert "PageSize" not in info.value.message and "\n" not in info.value.message
 
 
 def test_rate_limit_spaces_calls(sim: Simulator) -> None:

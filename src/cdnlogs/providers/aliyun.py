@@ -346,10 +346,9 @@ class AliyunCdnProvider:
             )
         cause = inner if isinstance(inner, BaseException) else exc
         # Transport failures (refused, reset, timeout) and unreadable bodies: retry.
-        text = redact_text(f"{type(cause).__name__}: {cause}")
-        if len(text) > 300:
-            text = text[:297] + "..."
-        return _Transient(f"cannot reach {self.settings.endpoint}: {text}", None, None, None)
+        return _Transient(
+            f"cannot reach {self.settings.endpoint}: {transport_reason(cause)}", None, None, None
+        )
 
     # --- SDK client -------------------------------------------------------------------------
 
@@ -378,3 +377,28 @@ def make_provider(settings: Settings) -> AliyunCdnProvider:
 def _ceil_hour(value: datetime) -> datetime:
     floor = value.replace(minute=0, second=0, microsecond=0)
     return floor if floor == value else floor + timedelta(hours=1)
+
+
+# What a transport failure boils down to, in words, for the one-line error. The SDK wraps
+# urllib3's errors in messages that repeat the whole request URL; the user needs the cause.
+_TRANSPORT_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found"),
+    ("timed out", "timed out"),
+    ("Connection reset", "connection reset"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate verification failed"),
+    ("SSLError", "TLS error"),
+    ("RemoteDisconnected", "connection closed without a response"),
+)
+
+
+def transport_reason(cause: BaseException) -> str:
+    """A short, redacted reason for a transport failure (no request URL, no query string)."""
+    text = f"{type(cause).__name__}: {cause}"
+    for needle, reason in _TRANSPORT_REASONS:
+        if needle in text:
+            return reason
+    text = redact_text(text.split(" with url:", 1)[0])
+    return text if len(text) <= 200 else text[:197] + "..."
