@@ -47,3 +47,23 @@ def test_demo_out_option(tmp_path: Path) -> None:
     summary = json.loads(proc.stdout)
     assert summary["ok"] and summary["fetched"] == summary["listed"] > 0
     assert not (tmp_path / "cdnlogs-demo").exists()
+
+
+def test_the_next_steps_the_demo_prints_work(tmp_path: Path) -> None:
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stderr
+    line = next(s for s in first.stdout.splitlines() if s.startswith("Next: "))
+    commands = [part.split("`")[0] for part in line.split("`cdnlogs ")[1:]]
+    assert [c.split()[0] for c in commands] == ["ingest", "report"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDNLOGS_", "ALIBABA_"))}
+    for command in commands:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cdnlogs", *command.split()],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

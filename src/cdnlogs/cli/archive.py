@@ -178,7 +178,9 @@ def demo_command(app: AppContext, out_dir: Path, as_json: bool) -> None:
         _print_status(app, settings, now)
         click.echo(
             f"\nThe archive is in {out_dir}/ (ledger: {settings.state_dir}/manifest.sqlite3). "
-            "Run `cdnlogs demo` again: it fetches nothing new.",
+            "Run `cdnlogs demo` again: it fetches nothing new.\n"
+            f"Next: `cdnlogs ingest --out {out_dir}`, then "
+            f"`cdnlogs report --out {out_dir} --html report.html`.",
             file=app.stdout,
         )
     _raise_if_partial(summary)
