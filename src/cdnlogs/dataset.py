@@ -39,6 +39,7 @@ import duckdb
 
 from cdnlogs.config import Settings
 from cdnlogs.errors import CdnLogsError, ParseError
+from cdnlogs.fastpath import BAD_ROW_MARKER, fast_select, quote_sql, read_csv_sql
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.timeutil import parse_duration
@@ -86,13 +87,6 @@ DEFAULT_ROW_GROUP_SIZE = 122_880
 #: Lines read to tell a 12-field file from a 13-field one.
 SNIFF_LINES = 200
 
-# The CSV reader's escape character. The log format has no escaping (a quote inside a value is
-# written raw), so we need a character that never occurs in a log line: Tengine writes control
-# characters as \xNN, so a raw 0x01 cannot appear in a real line.
-_NO_ESCAPE = "\x01"
-_NUMBER_COLUMNS = {"c4": "BIGINT", "c7": "INTEGER", "c8": "BIGINT", "c9": "BIGINT"}
-#: The message of the error a suspect row raises inside the fast path's COPY.
-_BAD_ROW_MARKER = "cdnlogs: row failed validation"
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # Canonical dotted quads only: anything else goes through ipaddress, like the reference.
 _IPV4_PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}$"
@@ -161,11 +155,6 @@ def _columns_sql(columns: tuple[tuple[str, str], ...]) -> str:
     return ", ".join(f"{name} {kind}" for name, kind in columns)
 
 
-def _quote(text: str) -> str:
-    """A SQL string literal (file paths go into read_csv/COPY, which take no parameters)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 # -- reading source files ---------------------------------------------------------------------
 
 
@@ -227,129 +216,6 @@ def _sniff_columns(path: Path) -> int:
     return 13 if without > with_protocol else 14
 
 
-# -- the fast path ----------------------------------------------------------------------------
-
-
-def _read_csv_sql(path: Path, ncols: int) -> str:
-    columns = {f"c{i}": "VARCHAR" for i in range(ncols)}
-    columns["c0"] = "TIMESTAMP"
-    columns_sql = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
-    compression = "gzip" if path.suffix == ".gz" else "none"
-    return (
-        f"read_csv({_quote(str(path))}, delim=' ', quote='\"', escape='{_NO_ESCAPE}', "
-        f"nullstr='-', header=false, auto_detect=false, columns={columns_sql}, "
-        f"timestampformat='[%d/%b/%Y:%H:%M:%S', compression='{compression}', "
-        f"store_rejects=true, max_line_size=1048576)"
-    )
-
-
-def _fast_select(path: Path, ncols: int, source_file: str) -> str:
-    """SQL turning the CSV columns into the dataset's columns, in one streaming pass.
-
-    Validation happens in the same pass: a row the fast path cannot vouch for raises (DuckDB's
-    ``error()``), which aborts the statement and sends the whole file to the reference parser.
-    A row is suspect when its time or UTC offset did not parse, a number does not cast back to
-    the same text (spellings DuckDB would accept but the reference parser would not: ``+5``,
-    ``1_000``, ``5.0``), the protocol holds a slash or a space, or the request starts with a
-    space. The URL is split with string functions rather than a regular expression (the same
-    rule as ``logformat.split_url``: a scheme is ``[A-Za-z][A-Za-z0-9+.-]*`` before the first
-    ``:``, followed by ``//``); the common values (``+0800``, ``http``, ``https``) skip the
-    regular expressions altogether.
-    """
-    number_checks = []
-    casts = []
-    for column, kind in _NUMBER_COLUMNS.items():
-        casts.append(f"TRY_CAST({column} AS {kind}) AS n_{column}")
-        number_checks.append(
-            f"({column} IS NOT NULL"
-            f" AND (n_{column} IS NULL OR CAST(n_{column} AS VARCHAR) <> {column}))"
-        )
-    protocol = "c13" if ncols >= 14 else "NULL::VARCHAR"
-    bad_protocol = (
-        "(c13 IS NOT NULL AND c13 NOT IN ('http', 'https', 'quic')"
-        " AND NOT regexp_full_match(c13, '[^/\\s]*'))"
-        if ncols >= 14
-        else "false"
-    )
-    source = _quote(source_file)
-    bad = (
-        f"off IS NULL OR c0 IS NULL OR {' OR '.join(number_checks)} OR {bad_protocol}"
-        " OR starts_with(c6, ' ')"
-    )
-    message = _quote(f"{_BAD_ROW_MARKER}: {source_file}")
-    return f"""
-    WITH raw AS (SELECT * FROM {_read_csv_sql(path, ncols)}),
-    typed AS (
-        SELECT *,
-            CASE WHEN c1 = '+0800]' THEN 480
-                 WHEN regexp_full_match(c1, '[+-][0-9]{{4}}\\]')
-                  AND c1[2:3]::INTEGER < 24 AND c1[4:5]::INTEGER < 60
-                 THEN (CASE WHEN c1[1] = '-' THEN -1 ELSE 1 END)
-                      * (c1[2:3]::INTEGER * 60 + c1[4:5]::INTEGER)
-            END AS off,
-            strpos(c6, ' ') AS sp,
-            {", ".join(casts)}
-        FROM raw
-    ),
-    request AS (
-        SELECT *, CASE WHEN sp > 0 THEN substr(c6, sp + 1) END AS url FROM typed
-    ),
-    split AS (
-        SELECT *, strpos(url, '?') AS qpos FROM request
-    ),
-    query AS (
-        SELECT *,
-            CASE WHEN qpos > 0 THEN substr(url, 1, qpos - 1) ELSE url END AS rest,
-            CASE WHEN qpos > 0 THEN substr(url, qpos + 1) END AS q
-        FROM split
-    ),
-    scheme AS (
-        SELECT *,
-            CASE WHEN starts_with(rest, 'https://') THEN 6
-                 WHEN starts_with(rest, 'http://') THEN 5
-                 ELSE strpos(rest, ':') END AS cpos
-        FROM query
-    ),
-    after AS (
-        SELECT *,
-            CASE WHEN cpos = 6 AND starts_with(rest, 'https://') THEN substr(rest, 9)
-                 WHEN cpos = 5 AND starts_with(rest, 'http://') THEN substr(rest, 8)
-                 WHEN cpos > 1 AND substr(rest, cpos, 3) = '://'
-                  AND regexp_full_match(substr(rest, 1, cpos - 1), '[A-Za-z][A-Za-z0-9+.-]*')
-                 THEN substr(rest, cpos + 3) END AS after_scheme
-        FROM scheme
-    ),
-    parts AS (
-        SELECT *, strpos(after_scheme, '/') AS spos FROM after
-    )
-    SELECT
-        make_timestamptz(epoch_us(c0) - off * 60000000::BIGINT) AS ts,
-        off AS utc_offset_minutes,
-        c2 AS client_ip,
-        c3 AS proxy_ip,
-        n_c4 AS response_time_ms,
-        c5 AS referer,
-        CASE WHEN sp > 0 THEN substr(c6, 1, sp - 1) ELSE c6 END AS method,
-        CASE WHEN after_scheme IS NOT NULL THEN substr(rest, 1, cpos - 1) END AS scheme,
-        CASE WHEN after_scheme IS NULL THEN NULL
-             WHEN spos > 0 THEN substr(after_scheme, 1, spos - 1)
-             ELSE after_scheme END AS host,
-        CASE WHEN after_scheme IS NULL THEN rest
-             WHEN spos > 0 THEN substr(after_scheme, spos)
-             ELSE '' END AS path,
-        q AS query,
-        n_c7 AS status,
-        n_c8 AS request_bytes,
-        n_c9 AS response_bytes,
-        c10 AS cache_status,
-        c11 AS user_agent,
-        c12 AS content_type,
-        {protocol} AS protocol,
-        CASE WHEN {bad} THEN error({message}) ELSE {source} END AS source_file
-    FROM parts
-    """
-
-
 # -- the dataset --------------------------------------------------------------------------
 
 
@@ -399,7 +265,7 @@ def _select_from_json(path: Path) -> str:
     names = ", ".join(name for name, _ in LOG_COLUMNS[1:])
     return (
         f"SELECT make_timestamp(ts_us) AT TIME ZONE 'UTC' AS ts, {names} "
-        f"FROM read_json({_quote(str(path))}, format='newline_delimited', "
+        f"FROM read_json({quote_sql(str(path))}, format='newline_delimited', "
         f"columns={_json_columns_sql()})"
     )
 
@@ -418,8 +284,8 @@ class Ingester:
         self._tmp = self.root / ".tmp" / uuid.uuid4().hex[:12]
         self._tmp.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(config={"threads": self.options.threads})
-        self.con.execute(f"SET memory_limit = {_quote(self.options.memory_limit)}")
-        self.con.execute(f"SET temp_directory = {_quote(str(self._tmp / 'duckdb'))}")
+        self.con.execute(f"SET memory_limit = {quote_sql(self.options.memory_limit)}")
+        self.con.execute(f"SET temp_directory = {quote_sql(str(self._tmp / 'duckdb'))}")
         # Row order inside a file carries no meaning; not keeping it lets COPY stream.
         self.con.execute("SET preserve_insertion_order = false")
         self.con.execute("SET TimeZone = 'UTC'")
@@ -472,7 +338,7 @@ class Ingester:
                 rows = self._fast_copy(source, log_name, main_tmp, tag)
                 rejected = self._fast_rejects()
             except duckdb.Error as exc:
-                reason = "a row failed validation" if _BAD_ROW_MARKER in str(exc) else str(exc)
+                reason = "a row failed validation" if BAD_ROW_MARKER in str(exc) else str(exc)
                 log.info("%s: reading with the reference parser (%s)", log_name, reason)
                 slow = True
             finally:
@@ -541,10 +407,10 @@ class Ingester:
                     plain = None
             if self.options.anonymize_ip:
                 try:
-                    self._build_ip_map(_read_csv_sql(readable, ncols))
+                    self._build_ip_map(read_csv_sql(readable, ncols))
                 finally:
                     self._clear_rejects()  # the copy below collects them again
-            return self._copy(_fast_select(readable, ncols, log_name), target, fast=True)
+            return self._copy(fast_select(readable, ncols, log_name), target, fast=True)
         finally:
             if plain is not None:
                 plain.unlink(missing_ok=True)
@@ -673,8 +539,9 @@ class Ingester:
                 names.append("NULL::VARCHAR AS query")
             else:
                 names.append(name)
+        columns = ", ".join(names)
         result = self.con.execute(
-            f"COPY (SELECT {', '.join(names)} FROM ({rows_sql}) AS src) TO {_quote(str(target))} "
+            f"COPY (SELECT {columns} FROM ({rows_sql}) AS src) TO {quote_sql(str(target))} "
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {self.options.row_group_size})"
         ).fetchone()
         return int(result[0]) if result else 0
@@ -696,7 +563,9 @@ class Ingester:
                 "unnest($3::VARCHAR[]), unnest($4::VARCHAR[])",
                 [list(c) for c in columns],
             )
-            self.con.execute(f"COPY rej TO {_quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+            self.con.execute(
+                f"COPY rej TO {quote_sql(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
+            )
             _fsync(tmp)
             os.replace(tmp, path)
         finally:
@@ -843,13 +712,13 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     root = Path(root).absolute()
     hive = "hive_partitioning=true, hive_types={'domain': 'VARCHAR', 'date': 'DATE'}"
     if _has_files(root, "domain=*/date=*/*.parquet"):
-        glob = _quote(str(root / "domain=*" / "date=*" / "*.parquet"))
+        glob = quote_sql(str(root / "domain=*" / "date=*" / "*.parquet"))
         names = ", ".join(name for name, _ in LOG_COLUMNS + PARTITION_COLUMNS)
         logs = f"SELECT {names} FROM read_parquet({glob}, {hive})"
     else:
         logs = _empty_view(LOG_COLUMNS + PARTITION_COLUMNS)
     if _has_files(root, f"{REJECTS_DIR}/domain=*/*.parquet"):
-        glob = _quote(str(root / REJECTS_DIR / "domain=*" / "*.parquet"))
+        glob = quote_sql(str(root / REJECTS_DIR / "domain=*" / "*.parquet"))
         names = ", ".join(name for name, _ in REJECT_COLUMNS)
         rejects = (
             f"SELECT {names}, domain FROM read_parquet({glob}, hive_partitioning=true, "
@@ -873,7 +742,7 @@ def connect(
     """
     con = duckdb.connect(config={"threads": threads})
     try:
-        con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        con.execute(f"SET memory_limit = {quote_sql(memory_limit)}")
         con.execute("SET TimeZone = 'UTC'")
         create_views(con, root)
     except BaseException:
