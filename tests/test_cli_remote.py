@@ -351,3 +351,28 @@ def test_help_does_not_import_the_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "style"),
+    [
+        ((), ("ACS3", "2018-05-10")),
+        (("--signature-algorithm", "v2"), ("RPC", "2018-05-10")),
+        (("--api-version", "2014-11-11"), ("ACS3", "2014-11-11")),
+        (("--api-version", "2014-11-11", "--signature-algorithm", "v2"), ("RPC", "2014-11-11")),
+    ],
+)
+def test_api_version_and_signature_flags_reach_the_wire(
+    capsys: pytest.CaptureFixture[str],
+    config: Path,
+    sim: Simulator,
+    flags: tuple[str, ...],
+    style: tuple[str, str],
+) -> None:
+    domain = DOMAINS[0]
+    args = ["list", "--config", str(config), "--domain", domain, "--json", *flags]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    names = {f["name"] for f in json.loads(out)["domains"][0]["files"]}
+    assert names == in_window(sim, domain)
+    assert set(sim.api_styles) == {style}

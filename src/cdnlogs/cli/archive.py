@@ -81,6 +81,8 @@ def sync_command(
     endpoint: str | None,
     log_scheme: str | None,
     profile: str | None,
+    api_version: str | None,
+    signature_algorithm: str | None,
     as_json: bool,
     ingest: bool,
     dataset: Path | None,
@@ -105,6 +107,8 @@ def sync_command(
         endpoint=endpoint,
         log_scheme=log_scheme,
         profile=profile,
+        api_version=api_version,
+        signature_algorithm=signature_algorithm,
         dataset=dataset,
     )
     from cdnlogs.sync import SyncRun, make_sync_provider

@@ -49,6 +49,19 @@ def api_options(func: F) -> F:
         default=None,
         help="Profile of ~/.aliyun/config.json or ~/.alibabacloud/credentials.ini to use.",
     )(func)
+    func = click.option(
+        "--api-version",
+        type=click.Choice(["2018-05-10", "2014-11-11"]),
+        default=None,
+        help="DescribeCdnDomainLogs version (default 2018-05-10). [env: CDNLOGS_API_VERSION]",
+    )(func)
+    func = click.option(
+        "--signature-algorithm",
+        type=click.Choice(["v3", "v2"]),
+        default=None,
+        help="v3 = ACS3-HMAC-SHA256 (default), v2 = RPC HMAC-SHA1. "
+        "[env: CDNLOGS_SIGNATURE_ALGORITHM]",
+    )(func)
     return config_option(func)
 
 

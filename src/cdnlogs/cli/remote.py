@@ -41,12 +41,21 @@ def domains_command(
     endpoint: str | None,
     log_scheme: str | None,
     profile: str | None,
+    api_version: str | None,
+    signature_algorithm: str | None,
     as_json: bool,
 ) -> None:
     """List the account's CDN domains (DescribeUserDomains, every page)."""
     from cdnlogs.providers import make_provider
 
-    settings = make_settings(config_path, endpoint=endpoint, log_scheme=log_scheme, profile=profile)
+    settings = make_settings(
+        config_path,
+        endpoint=endpoint,
+        log_scheme=log_scheme,
+        profile=profile,
+        api_version=api_version,
+        signature_algorithm=signature_algorithm,
+    )
     domains = make_provider(settings).list_domains()
     if as_json:
         payload = [{"name": d.name, "status": d.status, "cdn_type": d.cdn_type} for d in domains]
@@ -72,6 +81,8 @@ def list_command(
     endpoint: str | None,
     log_scheme: str | None,
     profile: str | None,
+    api_version: str | None,
+    signature_algorithm: str | None,
     as_json: bool,
 ) -> None:
     """List the remote log files of a domain in a window (default: the last 24 hours).
@@ -91,6 +102,8 @@ def list_command(
         endpoint=endpoint,
         log_scheme=log_scheme,
         profile=profile,
+        api_version=api_version,
+        signature_algorithm=signature_algorithm,
     )
     start, end = resolve_window(settings, now=datetime.now(UTC), default=DEFAULT_LIST_WINDOW)
     provider = make_provider(settings)

@@ -127,6 +127,8 @@ class ApiState:
     now: Callable[[], datetime]
     timestamp_window_seconds: float = 900.0
     api_calls: Counter[str] = field(default_factory=Counter)
+    #: API calls answered, by ``(signature, version)``: signature ``ACS3`` or ``RPC``.
+    api_styles: Counter[tuple[str, str]] = field(default_factory=Counter)
     counter_lock: threading.Lock = field(default_factory=threading.Lock)
     _nonces: dict[str, float] = field(default_factory=dict)
     _nonce_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -204,6 +206,7 @@ class ApiHandler:
             finally:
                 with self.state.counter_lock:
                     self.state.api_calls[action or "(none)"] += 1
+                    self.state.api_styles["ACS3" if acs3 else "RPC", version] += 1
         except Reject as exc:
             status, body = exc.status, error_body(exc.code, exc.message, request_id)
             root = "Error"

@@ -361,9 +361,15 @@ class Simulator:
         """API calls answered, by Action (any outcome)."""
         return self._api.state.api_calls
 
+    @property
+    def api_styles(self) -> Counter[tuple[str, str]]:
+        """API calls answered, by ``(signature, version)``: ``("ACS3", "2018-05-10")`` etc."""
+        return self._api.state.api_styles
+
     def reset_counters(self) -> None:
-        """Zero ``downloads`` and ``api_calls``."""
+        """Zero ``downloads``, ``api_calls`` and ``api_styles``."""
         with self._host.counter_lock:
             self._host.downloads.clear()
         with self._api.state.counter_lock:
             self._api.state.api_calls.clear()
+            self._api.state.api_styles.clear()
