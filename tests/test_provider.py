@@ -345,3 +345,20 @@ def test_domain_page_reader() -> None:
     assert page.total == 2
     assert page.domains[0].name == "x.com"
     assert page.domains[0].status == "online"
+
+
+@pytest.mark.parametrize("algorithm", ["v3", "v2"])
+def test_an_error_code_inside_an_http_200_is_an_error(sim: Simulator, algorithm: str) -> None:
+    sim.faults.force_api_error("InvalidDomain.NotFound", status=200)
+    provider = provider_for(sim, signature_algorithm=algorithm)
+    with pytest.raises(ApiNotFoundError) as info:
+        provider.list_log_files("a.example.com", *window())
+    assert info.value.code == "InvalidDomain.NotFound" and info.value.request_id
+
+
+def test_throttling_inside_an_http_200_is_retried(sim: Simulator) -> None:
+    sim.faults.force_api_error("Throttling.User", times=1, status=200)
+    sleeps = Sleeps()
+    listing = provider_for(sim, sleeps).list_log_files("a.example.com", *window())
+    assert listing.files and len(sleeps) == 1
+    assert sim.api_calls["DescribeCdnDomainLogs"] == 2

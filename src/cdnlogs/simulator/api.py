@@ -316,7 +316,7 @@ class ApiHandler:
         if faults.take("api_5xx_next"):
             raise Reject("ServiceUnavailable")
         if faults.take("api_error_next"):
-            raise Reject(faults.api_error_code)
+            raise Reject(faults.api_error_code, status=faults.api_error_status)
 
     def _dispatch(self, action: str, version: str, params: Mapping[str, str]) -> dict[str, Any]:
         if not action:

@@ -50,6 +50,9 @@ class Faults(FileFaults):
     #: API: answer the error ``api_error_code`` this many times (any code of ``api.ERRORS``).
     api_error_next: int = 0
     api_error_code: str = "InternalError"
+    #: The HTTP status of that forced error (None: the code's documented status). 200 mimics
+    #: gateways that put an error ``Code`` inside a successful response.
+    api_error_status: int | None = None
     #: LogPath URLs listed while this is set carry an ``Expires`` in the past.
     expire_urls: bool = False
     #: Names that are listed but stay 404 ``NoSuchKey`` forever.
@@ -64,11 +67,12 @@ class Faults(FileFaults):
         with self._lock:
             return self._per_file.setdefault(name, FileFaults())
 
-    def force_api_error(self, code: str, times: int = 1) -> None:
-        """Make the next ``times`` API calls fail with ``code``."""
+    def force_api_error(self, code: str, times: int = 1, status: int | None = None) -> None:
+        """Make the next ``times`` API calls fail with ``code`` (and HTTP ``status``)."""
         with self._lock:
             self.api_error_code = code
             self.api_error_next = times
+            self.api_error_status = status
 
     def take(self, counter: str, name: str | None = None) -> bool:
         """Consume one firing of ``counter`` (per-file first, then global); True if it fired."""
@@ -113,6 +117,7 @@ class Faults(FileFaults):
                 "api_5xx_next",
                 "api_error_next",
                 "api_error_code",
+                "api_error_status",
                 "expire_urls",
                 "range_support",
             ):
