@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import zlib
@@ -451,16 +452,33 @@ def _scan(source: Path, *, skip: Path) -> Iterator[Path]:
 
 
 def _log_name_for(path: Path) -> tuple[str, str] | None:
-    """The LogName a local file stands for, and its format; None if it is not a log file."""
+    """The LogName a local file stands for, and its format; None if it is not a log file.
+
+    ``x_000000_010000.log`` (or the old script's ``.txt``) stands for ``x_000000_010000.gz``.
+    A LogName with a tag after ``.gz`` (``x_000000_020000.gz.ab12``) is stored by sync as
+    ``x_000000_020000.ab12.log`` (or ``.ab12.gz``), so that form maps back to the tagged name.
+    """
     name = path.name
     for ext, fmt in ADOPT_EXTENSIONS.items():
-        if name.endswith(ext) and len(name) > len(ext):
-            log_name = name if ext == ".gz" else name[: -len(ext)] + ".gz"
+        if not (name.endswith(ext) and len(name) > len(ext)):
+            continue
+        base = name[: -len(ext)]
+        candidates = [name if ext == ".gz" else base + ".gz"]
+        stem, dot, tag = base.rpartition(".")
+        if dot and stem and _TAG_RE.fullmatch(tag):
+            candidates.append(f"{stem}.gz.{tag}")
+        for log_name in candidates:
             try:
-                return check_log_name(log_name), fmt
+                checked = check_log_name(log_name)
             except CdnLogsError:
-                return None
+                continue
+            if parse_log_name(checked) is not None:
+                return checked, fmt
+        return None
     return None
+
+
+_TAG_RE = re.compile(r"[A-Za-z0-9]{1,32}")
 
 
 def _adopt_one(
