@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -30,8 +31,25 @@ def config_option(func: F) -> F:
     )(func)
 
 
+#: The flags ``api_options`` adds; the command receives them together as ``api``.
+API_FLAGS = ("endpoint", "log_scheme", "profile", "api_version", "signature_algorithm")
+
+
 def api_options(func: F) -> F:
-    """Options that say where and how to call the provider's API."""
+    """Options that say where and how to call the provider's API (plus ``--config``).
+
+    The command gets them as one keyword, ``api``: a dict of Settings field names to values
+    (``None`` = not given), to pass on as ``make_settings(config_path, **api, ...)``.
+    """
+
+    command = func
+
+    @functools.wraps(command)
+    def collect(*args: Any, **kwargs: Any) -> Any:
+        kwargs["api"] = {name: kwargs.pop(name) for name in API_FLAGS}
+        return command(*args, **kwargs)
+
+    func = cast(F, collect)
     func = click.option(
         "--endpoint",
         default=None,

@@ -38,11 +38,7 @@ DEFAULT_LIST_WINDOW = timedelta(hours=24)
 def domains_command(
     app: AppContext,
     config_path: Path | None,
-    endpoint: str | None,
-    log_scheme: str | None,
-    profile: str | None,
-    api_version: str | None,
-    signature_algorithm: str | None,
+    api: dict[str, Any],
     as_json: bool,
 ) -> None:
     """List the account's CDN domains (DescribeUserDomains, every page)."""
@@ -50,11 +46,7 @@ def domains_command(
 
     settings = make_settings(
         config_path,
-        endpoint=endpoint,
-        log_scheme=log_scheme,
-        profile=profile,
-        api_version=api_version,
-        signature_algorithm=signature_algorithm,
+        **api,
     )
     domains = make_provider(settings).list_domains()
     if as_json:
@@ -78,11 +70,7 @@ def list_command(
     since: str | None,
     until: str | None,
     config_path: Path | None,
-    endpoint: str | None,
-    log_scheme: str | None,
-    profile: str | None,
-    api_version: str | None,
-    signature_algorithm: str | None,
+    api: dict[str, Any],
     as_json: bool,
 ) -> None:
     """List the remote log files of a domain in a window (default: the last 24 hours).
@@ -99,11 +87,7 @@ def list_command(
         all_domains=all_domains,
         since=since,
         until=until,
-        endpoint=endpoint,
-        log_scheme=log_scheme,
-        profile=profile,
-        api_version=api_version,
-        signature_algorithm=signature_algorithm,
+        **api,
     )
     start, end = resolve_window(settings, now=datetime.now(UTC), default=DEFAULT_LIST_WINDOW)
     provider = make_provider(settings)
