@@ -15,34 +15,15 @@ import duckdb
 import pytest
 
 from cdnlogs.analyze import Filters, Report, analyze
-from cdnlogs.dataset import Ingester, connect, partition_date
+from cdnlogs.dataset import LOG_COLUMNS, Ingester, connect, partition_date
 from cdnlogs.errors import ParseError
 from cdnlogs.logformat import parse_line
 from cdnlogs.simulator.loggen import generate_lines
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 HOSTILE_UA = '<script>alert("ua")</script> [bold]x[/bold] \x1b[31mred'
-COLUMNS = [
-    ("ts", "TIMESTAMPTZ"),
-    ("utc_offset_minutes", "INTEGER"),
-    ("client_ip", "VARCHAR"),
-    ("proxy_ip", "VARCHAR"),
-    ("response_time_ms", "BIGINT"),
-    ("referer", "VARCHAR"),
-    ("method", "VARCHAR"),
-    ("scheme", "VARCHAR"),
-    ("host", "VARCHAR"),
-    ("path", "VARCHAR"),
-    ("query", "VARCHAR"),
-    ("status", "INTEGER"),
-    ("request_bytes", "BIGINT"),
-    ("response_bytes", "BIGINT"),
-    ("cache_status", "VARCHAR"),
-    ("user_agent", "VARCHAR"),
-    ("content_type", "VARCHAR"),
-    ("protocol", "VARCHAR"),
-    ("source_file", "VARCHAR"),
-]
+# The dataset contract, as the ingest side writes it.
+COLUMNS = LOG_COLUMNS
 
 
 @dataclass
