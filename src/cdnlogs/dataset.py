@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -425,18 +425,8 @@ class Ingester:
     ) -> int:
         """Re-parse the CSV reader's rejected lines into ``fallback`` (JSON lines); count them."""
         lines = self._reject_lines(source, rejected)
-        parsed = 0
-        with fallback.open("w", encoding="utf-8") as out:
-            for number in sorted(lines):
-                text = lines[number]
-                try:
-                    record = parse_line(text)
-                except ParseError as exc:
-                    rejects.append((log_name, number, text, exc.message))
-                    continue
-                out.write(json.dumps(self._json_row(record, log_name)) + "\n")
-                parsed += 1
-        return parsed
+        numbered = ((number, lines[number]) for number in sorted(lines))
+        return self._parse_into(numbered, log_name, fallback, rejects)
 
     def _fast_rejects(self) -> dict[int, str | None]:
         """Line number -> the raw line DuckDB reported (None when it could not keep it)."""
@@ -487,11 +477,23 @@ class Ingester:
         fallback: Path,
         rejects: list[tuple[str, int, str, str]],
     ) -> int:
+        numbered = ((number, text) for number, text in iter_lines(source) if text.strip())
+        return self._parse_into(numbered, log_name, fallback, rejects)
+
+    def _parse_into(
+        self,
+        numbered: Iterable[tuple[int, str]],
+        log_name: str,
+        fallback: Path,
+        rejects: list[tuple[str, int, str, str]],
+    ) -> int:
+        """Parse ``(line number, text)`` pairs into ``fallback`` (JSON lines); count the rows.
+
+        The reference parser reads each line; a line it cannot parse goes to ``rejects``.
+        """
         rows = 0
         with fallback.open("w", encoding="utf-8") as out:
-            for number, text in iter_lines(source):
-                if not text.strip():
-                    continue
+            for number, text in numbered:
                 try:
                     record = parse_line(text)
                 except ParseError as exc:
