@@ -517,3 +517,49 @@ def test_truncated_gz_is_a_failed_file_not_a_crash(tmp_path: Path) -> None:
     summary = ingest_archive(settings, now=NOW)
     assert [f[1] for f in summary.failed] == [name]
     assert _counts(settings) == {("b.example.com", kept): 10}
+
+
+def test_parallel_ingest_writes_what_one_file_at_a_time_writes(tmp_path: Path) -> None:
+    """--jobs N: same rows, rejects and ledger as one file at a time, whatever the mix of paths."""
+    one = Settings(out_dir=tmp_path / "one")
+    names = []
+    for i in range(6):
+        hour = HOUR - timedelta(hours=i)
+        domain = DOMAIN if i % 2 else "b.example.com"
+        lines = list(generate_lines(domain, hour, 400 + 50 * i, i))
+        if i == 1:
+            lines[10:10] = ODD_LINES  # re-parsed lines and rejects
+        if i == 4:  # a number the fast path cannot vouch for: the whole file goes slow
+            lines.append(
+                '[1/Mar/2024:10:00:01 +0800] 1.2.3.4 - +5 "-" "GET /x" 200 1 2 HIT "u" "t/h" https'
+            )
+        names.append(_add_file(one.out_dir, domain, hour, lines, fmt="gz" if i % 3 else "log"))
+    shutil.copytree(one.out_dir, tmp_path / "many")
+    many = Settings(out_dir=tmp_path / "many")
+
+    serial = ingest_archive(one, now=NOW, options=IngestOptions(jobs=1))
+    parallel = ingest_archive(many, now=NOW, options=IngestOptions(jobs=3))
+
+    # the reference parser refuses the '+5' too: one more reject
+    assert serial.slow_files == 1 and serial.reparsed > 0 and serial.rejects == BAD_LINES + 1
+    assert (parallel.files, parallel.rows, parallel.rejects, parallel.reparsed) == (
+        serial.files,
+        serial.rows,
+        serial.rejects,
+        serial.reparsed,
+    )
+    assert parallel.slow_files == serial.slow_files and parallel.failed == []
+    a, b = connect(one.dataset_dir), connect(many.dataset_dir)
+    assert _rows(b) == _rows(a)
+    reject_sql = "SELECT source_file, line_number, line FROM rejects ORDER BY ALL"
+    assert b.execute(reject_sql).fetchall() == a.execute(reject_sql).fetchall()
+    with Manifest.open(one.state_dir) as m1, Manifest.open(many.state_dir) as m2:
+        for domain, name in _counts(one):
+            r1, r2 = m1.get(domain, name), m2.get(domain, name)
+            assert r1 is not None and r2 is not None
+            assert (r2.ingested_rows, r2.ingested_rejects) == (
+                r1.ingested_rows,
+                r1.ingested_rejects,
+            )
+    assert len(_counts(many)) == len(names)
+    assert not any((many.dataset_dir / ".tmp").iterdir())  # every worker removed its scratch

@@ -32,8 +32,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import duckdb
 
@@ -43,6 +44,10 @@ from cdnlogs.fastpath import BAD_ROW_MARKER, fast_select, quote_sql, read_csv_sq
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.timeutil import parse_duration
+from cdnlogs.workers import run_on_workers
+
+if TYPE_CHECKING:
+    from cdnlogs.manifest import FileRecord
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,9 @@ REJECTS_DIR = "_rejects"
 REPARSED_SUFFIX = ".reparsed.parquet"
 DEFAULT_THREADS = 2
 DEFAULT_MEMORY_LIMIT = "768MB"
+#: Files ingested at once: DuckDB reads a .gz on one thread, so two keep both threads busy
+#: (4 files of 2 M lines: 17.3 s instead of 20.6 s on the 2-core bench machine).
+DEFAULT_JOBS = 2
 #: Rows per Parquet row group (DuckDB's default is 122,880).
 DEFAULT_ROW_GROUP_SIZE = 122_880
 #: Lines read to tell a 12-field file from a 13-field one.
@@ -105,6 +113,8 @@ class IngestOptions:
         it gained ~10% only when the page cache was warm, lost ~25% when cold, and was even
         over several files, while costing scratch space the size of the plain file.
     :param row_group_size: rows per Parquet row group.
+    :param jobs: source files ingested at once (each on its own connection to one database,
+        so ``threads`` and ``memory_limit`` are shared, not multiplied).
     """
 
     anonymize_ip: bool = False
@@ -113,6 +123,7 @@ class IngestOptions:
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     inflate_gz: bool = False
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE
+    jobs: int = DEFAULT_JOBS
 
 
 @dataclass(frozen=True)
@@ -275,20 +286,37 @@ class Ingester:
 
     :param root: the dataset root.
     :param options: privacy and resource options.
+    :param share: another ingester whose database this one uses (a second connection to it,
+        with its own temp tables, for ingesting another file at the same time). Threads,
+        memory limit and spill directory are the database's, so they stay ``share``'s.
     """
 
-    def __init__(self, root: Path, options: IngestOptions | None = None) -> None:
+    def __init__(
+        self, root: Path, options: IngestOptions | None = None, *, share: Ingester | None = None
+    ) -> None:
         self.root = Path(root)
         self.options = options or IngestOptions()
         # A private scratch directory, so two ingesters never remove each other's files.
         self._tmp = self.root / ".tmp" / uuid.uuid4().hex[:12]
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(config={"threads": self.options.threads})
-        self.con.execute(f"SET memory_limit = {quote_sql(self.options.memory_limit)}")
-        self.con.execute(f"SET temp_directory = {quote_sql(str(self._tmp / 'duckdb'))}")
-        # Row order inside a file carries no meaning; not keeping it lets COPY stream.
-        self.con.execute("SET preserve_insertion_order = false")
+        self.con: duckdb.DuckDBPyConnection
+        if share is not None:
+            self.con = share.con.cursor()
+        else:
+            self.con = duckdb.connect(config={"threads": self.options.threads})
+            self.con.execute(f"SET memory_limit = {quote_sql(self.options.memory_limit)}")
+            self.con.execute(f"SET temp_directory = {quote_sql(str(self._tmp / 'duckdb'))}")
+            # Row order inside a file carries no meaning; not keeping it lets COPY stream.
+            self.con.execute("SET preserve_insertion_order = false")
         self.con.execute("SET TimeZone = 'UTC'")
+
+    def worker(self) -> Ingester:
+        """A second ingester on this one's database (for another thread)."""
+        return Ingester(self.root, self.options, share=self)
+
+    def interrupt(self) -> None:
+        """Abort the statement running on this connection (from another thread)."""
+        self.con.interrupt()
 
     def close(self) -> None:
         """Close the connection and remove the scratch directory."""
@@ -643,20 +671,14 @@ def ingest_archive(
                 todo.append(record)
         if todo:
             with Ingester(root, opts) as ingester:
-                for record in todo:
-                    if record.local_path is None:
-                        summary.failed.append((record.domain, record.log_name, "no local path"))
-                        continue
-                    source = settings.out_dir / record.local_path
-                    try:
-                        result = ingester.ingest_file(
-                            source,
-                            domain=record.domain,
-                            log_name=record.log_name,
-                            day=partition_date(record.log_name, record.hour_start),
-                        )
-                    except (CdnLogsError, OSError, duckdb.Error) as exc:
-                        summary.failed.append((record.domain, record.log_name, str(exc)))
+                for record, result in run_on_workers(
+                    todo,
+                    partial(_ingest_record, out_dir=settings.out_dir),
+                    make_worker=ingester.worker,
+                    jobs=opts.jobs,
+                ):
+                    if isinstance(result, str):
+                        summary.failed.append((record.domain, record.log_name, result))
                         continue
                     manifest.mark_ingested(
                         record.domain, record.log_name, rows=result.rows, rejects=result.rejects
@@ -671,6 +693,21 @@ def ingest_archive(
         summary.removed_partitions = [str(p.relative_to(root)) for p in removed]
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _ingest_record(ingester: Ingester, record: FileRecord, *, out_dir: Path) -> FileIngest | str:
+    """Ingest one ledger record's file; a file that cannot be read gives the reason instead."""
+    if record.local_path is None:
+        return "no local path"
+    try:
+        return ingester.ingest_file(
+            out_dir / record.local_path,
+            domain=record.domain,
+            log_name=record.log_name,
+            day=partition_date(record.log_name, record.hour_start),
+        )
+    except (CdnLogsError, OSError, duckdb.Error) as exc:
+        return str(exc)
 
 
 def prune_dataset(root: Path, *, keep: timedelta, now: datetime) -> list[Path]:

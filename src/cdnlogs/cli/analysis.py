@@ -16,7 +16,13 @@ import duckdb
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import config_option, json_option, make_settings, out_option
-from cdnlogs.dataset import IngestSummary, connect, ingest_archive
+from cdnlogs.dataset import (
+    DEFAULT_JOBS,
+    IngestOptions,
+    IngestSummary,
+    connect,
+    ingest_archive,
+)
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
 from cdnlogs.lock import ArchiveLock
@@ -52,6 +58,13 @@ def dataset_option(func: Any) -> Any:
     metavar="WHEN",
     help="Delete dataset partitions (days) older than this, e.g. 90d. [env: CDNLOGS_DATASET_KEEP]",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="Source files ingested at once (they share DuckDB's threads and memory limit).",
+)
 @config_option
 @json_option
 @click.pass_obj
@@ -62,6 +75,7 @@ def ingest_command(
     anonymize_ip: bool | None,
     drop_query: bool | None,
     keep: str | None,
+    jobs: int,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -82,7 +96,10 @@ def ingest_command(
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
     with ArchiveLock(settings.state_dir, purpose="ingest"):
-        summary = ingest_archive(settings, now=datetime.now(UTC))
+        options = IngestOptions(
+            anonymize_ip=settings.anonymize_ip, drop_query=settings.drop_query, jobs=jobs
+        )
+        summary = ingest_archive(settings, now=datetime.now(UTC), options=options)
     _report_ingest(app, summary, as_json=as_json)
     if summary.failed:
         sys.exit(ExitStatus.PARTIAL)

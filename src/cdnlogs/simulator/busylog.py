@@ -1,0 +1,233 @@
+"""Log lines with the cardinality of a busy production domain, for benchmarks.
+
+``loggen`` draws every field from pools of a thousand entries: right for the demo and the tests
+(small, readable, with heavy hitters to find), wrong for measuring an analyzer, because a
+tool's cost grows with the number of distinct keys it tracks (GoAccess keeps a hash table per
+panel). With ``loggen``'s pools, 2 million lines hold only ~600 client addresses and ~300 paths
+and GoAccess runs several times faster than on real traffic.
+
+Here, one busy hour looks like what a CDN serves for a web app with media (2 M requests):
+
+* clients: skewed draws from 600 k addresses (5% IPv6), so a few hundred thousand distinct
+  clients appear, a handful of them heavy;
+* URLs: ~150 k paths (fingerprinted assets, item pages, API ids, HLS video segments), and a third
+  of the requests carry a query string, many of them unique (cache busters, URL-auth tokens);
+* user agents: a few thousand (browser x version x platform, app builds, bots);
+* referers: tens of thousands (internal pages, search result pages with terms, social links).
+
+The line format, time spread, status mix and the ~0.5% of lines with raw quotes are
+``loggen``'s. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+from cdnlogs.simulator.loggen import _MINSEC, _MONTHS, _ODD_AGENTS, _ODD_REFERERS, _POOLS
+
+_TZ8 = timezone(timedelta(hours=8))
+_WORDS = (
+    "cdn", "logs", "price", "video", "download", "app", "review", "login", "news", "sale",
+    "map", "weather", "music", "game", "travel", "hotel", "phone", "laptop", "shoes", "recipe",
+    "movie", "book", "car", "loan", "bank", "sport", "football", "live",
+)  # fmt: skip
+
+
+def _clients(rng: random.Random) -> list[str]:
+    v4 = [
+        f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        for _ in range(570_000)
+    ]
+    v6 = [
+        f"240e:{rng.randint(0, 0xFFFF):x}:{rng.randint(0, 0xFFFF):x}:{rng.randint(0, 0xFFFF):x}"
+        f"::{rng.randint(1, 0xFFFF):x}"
+        for _ in range(30_000)
+    ]
+    clients = v4 + v6
+    rng.shuffle(clients)
+    return clients
+
+
+def _paths(rng: random.Random) -> list[tuple[str, str, int]]:
+    """(path, content type, full size) for ~150 k URLs, hottest first."""
+    hexd = "0123456789abcdef"
+
+    def fingerprint() -> str:
+        return "".join(rng.choice(hexd) for _ in range(8))
+
+    paths: list[tuple[str, str, int]] = [
+        ("/", "text/html", 16_000),
+        ("/index.html", "text/html", 18_000),
+        ("/favicon.ico", "image/x-icon", 1_150),
+    ]
+    for name in ("app", "vendor", "runtime", "chunk-common"):
+        paths.append((f"/static/js/{name}.{fingerprint()}.js", "application/javascript", 240_000))
+    paths.append((f"/static/css/main.{fingerprint()}.css", "text/css", 42_000))
+    kinds = (
+        (0.30, "/img/{h}/{h2}.jpg", "image/jpeg", 180_000),
+        (0.15, "/img/{h}/{h2}.webp", "image/webp", 90_000),
+        (0.15, "/item/{n}.html", "text/html", 24_000),
+        (0.15, "/api/v2/items/{n}", "application/json", 2_400),
+        (0.20, "/video/{n}/seg-{k}.ts", "video/mp2t", 1_800_000),
+        (0.05, "/download/{n}/setup-{k}.apk", "application/vnd.android.package-archive", 48e6),
+    )
+    shares = [share for share, *_ in kinds]
+    for _ in range(150_000):
+        _, template, ctype, size = rng.choices(kinds, weights=shares)[0]
+        path = template.format(
+            h=fingerprint()[:2],
+            h2=fingerprint() + fingerprint(),
+            n=rng.randint(1, 2_000_000),
+            k=rng.randint(1, 400),
+        )
+        paths.append((path, ctype, max(200, int(size * rng.uniform(0.3, 1.7)))))
+    return paths
+
+
+def _agents(rng: random.Random) -> list[str]:
+    agents: list[str] = []
+    for _ in range(4_000):
+        kind = rng.random()
+        if kind < 0.45:
+            major = rng.randint(100, 131)
+            build = f"{major}.0.{rng.randint(4000, 6999)}.{rng.randint(0, 250)}"
+            platform = rng.choice(
+                (
+                    "Windows NT 10.0; Win64; x64",
+                    "Macintosh; Intel Mac OS X 10_15_7",
+                    "X11; Linux x86_64",
+                    f"Linux; Android {rng.randint(9, 15)}; "
+                    f"{rng.choice('SMRV')}{rng.randint(100, 999)}",
+                )
+            )
+            mobile = " Mobile" if "Android" in platform else ""
+            agents.append(
+                f"Mozilla/5.0 ({platform}) AppleWebKit/537.36 (KHTML, like Gecko) "
+                f"Chrome/{build}{mobile} Safari/537.36"
+            )
+        elif kind < 0.75:
+            ios = f"{rng.randint(14, 18)}_{rng.randint(0, 7)}"
+            agents.append(
+                f"Mozilla/5.0 (iPhone; CPU iPhone OS {ios} like Mac OS X) AppleWebKit/605.1.15 "
+                f"(KHTML, like Gecko) Version/{ios.split('_')[0]}.{ios.split('_')[1]} "
+                f"Mobile/15E148 Safari/604.1"
+            )
+        elif kind < 0.85:
+            agents.append(
+                f"ExampleApp/{rng.randint(5, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)} "
+                f"(build {rng.randint(1000, 99999)}; Android {rng.randint(9, 15)}) okhttp/4.12.0"
+            )
+        elif kind < 0.93:
+            major = rng.randint(110, 133)
+            agents.append(
+                f"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:{major}.0) Gecko/20100101 "
+                f"Firefox/{major}.0"
+            )
+        else:
+            agents.append(
+                rng.choice(
+                    (
+                        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+                        "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+                        "Mozilla/5.0 (compatible; Baiduspider/2.0; "
+                        "+http://www.baidu.com/search/spider.html)",
+                        f"curl/8.{rng.randint(0, 11)}.{rng.randint(0, 3)}",
+                        f"python-requests/2.{rng.randint(20, 32)}.{rng.randint(0, 3)}",
+                        "-",
+                    )
+                )
+            )
+    return agents
+
+
+def _referers(rng: random.Random, paths: list[tuple[str, str, int]]) -> list[str]:
+    referers = ["-"] * 30_000
+    for _ in range(30_000):
+        kind = rng.random()
+        if kind < 0.5:
+            referers.append("https://{domain}" + paths[int(rng.random() ** 2 * 40_000)][0])
+        elif kind < 0.85:
+            terms = "+".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 4)))
+            engine = rng.choice(("https://www.google.com/search?q=", "https://www.baidu.com/s?wd="))
+            referers.append(engine + terms)
+        else:
+            referers.append(f"https://t.co/{rng.getrandbits(40):x}")
+    rng.shuffle(referers)
+    return referers
+
+
+class _Pools:
+    """Built on first use (about a second), then shared by every call in the process."""
+
+    built: tuple[list[str], list[tuple[str, str, int]], list[str], list[str]] | None = None
+
+    @classmethod
+    def get(cls) -> tuple[list[str], list[tuple[str, str, int]], list[str], list[str]]:
+        if cls.built is None:
+            rng = random.Random(20240301)
+            paths = _paths(rng)
+            cls.built = (_clients(rng), paths, _agents(rng), _referers(rng, paths))
+        return cls.built
+
+
+def generate_busy_lines(
+    domain: str, hour_start_utc: datetime, count: int, seed: int
+) -> Iterator[str]:
+    """Yield ``count`` lines for one busy hour of ``domain`` (see the module docstring)."""
+    clients, paths, agents, referers = _Pools.get()
+    rng = random.Random(f"busy:{seed}:{domain}:{hour_start_utc.isoformat()}")
+    r = rng.random
+    bits = rng.getrandbits
+    local = hour_start_utc.astimezone(UTC).astimezone(_TZ8)
+    prefix = f"[{local.day}/{_MONTHS[local.month - 1]}/{local.year}:{local.hour:02d}:"
+    p = _POOLS
+    proxies, statuses, methods = p["proxies"], p["statuses"], p["methods"]
+    protocols, cache = p["protocols"], p["cache"]
+    size = len(statuses)
+    nclients, npaths, nagents, nrefs = len(clients), len(paths), len(agents), len(referers)
+    refs = [x.replace("{domain}", domain) for x in referers]
+    for i in range(count):
+        second = i * 3600 // count if count else 0
+        path, ctype, full = paths[int(r() * r() * r() * npaths)]
+        status = statuses[int(r() * size)]
+        proto = protocols[int(r() * size)]
+        scheme = "http" if proto == "http" else "https"
+        if status == 200:
+            sent = full
+        elif status == 206:
+            sent = int(full * r()) + 1
+        elif status == 304:
+            sent = 0
+        else:
+            sent = 150 + int(r() * 400)
+        q = r()
+        if q < 0.12:
+            query = f"?auth_key={1709251200 + second}-{bits(32):x}-0-{bits(128):032x}"
+        elif q < 0.22:
+            query = f"?t={bits(40)}"
+        elif q < 0.33:
+            query = f"?v={bits(16):x}&from={_WORDS[int(r() * len(_WORDS))]}"
+        else:
+            query = ""
+        agent = agents[int(r() * r() * nagents)]
+        referer = refs[int(r() * nrefs)]
+        rt: int | str = 1 + int(r() * r() * 3000)
+        req: int | str = 120 + int(r() * 900)
+        odd = r()
+        if odd < 0.005:
+            if odd < 0.0025:
+                agent = _ODD_AGENTS[int(r() * len(_ODD_AGENTS))]
+            else:
+                referer = _ODD_REFERERS[int(r() * len(_ODD_REFERERS))]
+        elif odd < 0.0058:
+            rt = "-"
+            if odd < 0.0054:
+                req = "-"
+        yield (
+            f"{prefix}{_MINSEC[second]} +0800] {clients[int(r() * r() * nclients)]} "
+            f'{proxies[int(r() * size)]} {rt} "{referer}" '
+            f'"{methods[int(r() * size)]} {scheme}://{domain}{path}{query}" '
+            f'{status} {req} {sent} {cache[int(r() * size)]} "{agent}" "{ctype}" {proto}'
+        )
