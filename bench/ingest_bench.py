@@ -2,16 +2,20 @@
 
 Not a test. Run ``.venv/bin/python bench/ingest_bench.py [--lines 2000000] [--copies 5]``.
 
-1. Generate N lines with the simulator's ``loggen`` into one ``.gz`` (and a plain copy for
-   GoAccess, which then skips the gunzip we do ourselves: the comparison favours GoAccess).
+1. Generate N lines into one ``.gz`` (and a plain copy for GoAccess, which then skips the
+   gunzip we do ourselves: the comparison favours GoAccess). ``--profile busy`` (the default)
+   draws them from ``simulator.busylog``, with a busy domain's numbers of distinct clients,
+   URLs, agents and referers; ``--profile demo`` from ``loggen``'s small pools, on which
+   GoAccess runs ~4x faster than on real traffic (its cost grows with the distinct keys).
 2. `cdnlogs ingest` from the ``.gz`` in a child process, ``--repeat`` times from scratch (the
    machine is shared, so the median is reported, and the best): wall time, lines/s, CPU
    seconds, peak RSS.
 3. GoAccess (Debian package) with a matching --log-format on the same lines: wall time, and
    the requests and bytes it counted, next to the dataset's.
 4. The report's queries (``cdnlogs.analyze``) over the dataset, then over ``copies`` x N rows
-   (the file ingested again under other names) vs GoAccess re-reading the logs (measured at N,
-   scaled linearly to copies x N unless --goaccess-all).
+   (the file ingested again under other names, ``--jobs 1`` and then the default ``--jobs 2``,
+   side by side) vs GoAccess re-reading the logs (measured at N, scaled linearly to copies x N
+   unless --goaccess-all).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from cdnlogs.analyze import Filters, analyze
 from cdnlogs.dataset import connect
 from cdnlogs.manifest import Manifest
 from cdnlogs.models import LogFile
+from cdnlogs.simulator.busylog import generate_busy_lines
 from cdnlogs.simulator.loggen import generate_lines, write_gz
 
 DOMAIN = "bench.example.com"
@@ -46,26 +51,27 @@ GOACCESS_FORMAT = '[%d:%t %^] %h %^ %L "%R" "%m %U" %s %^ %b %^ "%u" "%^" %^'
 
 
 def run_child(cmd: list[str], **kwargs: Any) -> tuple[float, int, subprocess.CompletedProcess[str]]:
-    """Run ``cmd``; return (wall seconds, peak RSS bytes of the child, result)."""
-    import resource
+    """Run ``cmd``; return (wall seconds, peak RSS bytes of this child alone, result).
 
+    ``wait4`` gives the child's own resource usage (RUSAGE_CHILDREN would be the maximum over
+    every child so far, GoAccess included). Sets ``LAST_CPU`` to its user + system seconds.
+    """
     global LAST_CPU
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
-    )
-    out, err = proc.communicate()
-    wall = time.perf_counter() - started
-    # ru_maxrss of this child alone: wait4 was done by communicate, so use the children total,
-    # which only grows; report the max seen (children run one at a time).
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    LAST_CPU = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    rss = after.ru_maxrss * 1024
-    result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, **kwargs)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(
+            cmd, proc.returncode, out.read().decode(), err.read().decode()
+        )
+    LAST_CPU = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, rss, result
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {result.stderr[-2000:]}")
+    return wall, usage.ru_maxrss * 1024, result
 
 
 def add_source(out: Path, name: str, gz: Path) -> None:
@@ -97,7 +103,8 @@ def goaccess(plain: Path, report: Path) -> tuple[float, dict[str, Any]]:
         "-o",
         str(report),
     ]
-    wall, _rss, _ = run_child(cmd)
+    wall, rss, _ = run_child(cmd)
+    print(f"goaccess peak RSS {rss / 1e6:.0f} MB, {LAST_CPU:.1f} cpu-s")
     return wall, json.loads(report.read_text())["general"]
 
 
@@ -119,14 +126,21 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="ingest the first file this many times (median)"
     )
+    parser.add_argument(
+        "--profile",
+        choices=("busy", "demo"),
+        default="busy",
+        help="busy: a busy domain's cardinality (simulator.busylog); demo: loggen's small pools",
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cdnlogs-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    gz = work / "source.gz"
-    plain = work / "source.log"
+    gz = work / f"source-{args.profile}-{args.lines}.gz"
+    plain = work / f"source-{args.profile}-{args.lines}.log"
     if not gz.exists():
         t = time.perf_counter()
-        write_gz(gz, generate_lines(DOMAIN, HOUR, args.lines, 1))
+        generate = generate_busy_lines if args.profile == "busy" else generate_lines
+        write_gz(gz, generate(DOMAIN, HOUR, args.lines, 1))
         print(f"generated {args.lines:,} lines in {time.perf_counter() - t:.1f}s -> {gz}")
     if not plain.exists():
         subprocess.run(f"gzip -dc {gz} > {plain}", shell=True, check=True)
@@ -189,16 +203,57 @@ def main() -> None:
         f"(median), {args.lines / min(walls) / REFERENCE_GOACCESS_RATE:.1f}x (best) (goal >= 40x)"
     )
 
+    con = connect(dataset)
+    distinct = con.execute(
+        "SELECT count(DISTINCT client_ip), count(DISTINCT path), "
+        "count(DISTINCT path || coalesce('?' || query, '')), count(DISTINCT user_agent), "
+        "count(DISTINCT referer) FROM logs"
+    ).fetchone()
+    con.close()
+    assert distinct is not None
+    print(
+        f"data ({args.profile}): {distinct[0]:,} distinct clients, {distinct[1]:,} paths, "
+        f"{distinct[2]:,} URLs with query, {distinct[3]:,} user agents, {distinct[4]:,} referers"
+    )
+
     rep_small, n_small = timed_report(dataset)
     print(f"report over {n_small:,} rows: {rep_small:.2f}s ({ga_wall / rep_small:.0f}x GoAccess)")
-    for i in range(1, args.copies):
-        add_source(out, f"{DOMAIN}_2024_03_01_{10 + i:02d}0000_{11 + i:02d}0000.gz", gz)
-    wall2, rss2, res2 = run_child([cdnlogs, "ingest", "--out", str(out), "--json"])
-    more = json.loads(res2.stdout)
+    # More files: one at a time (--jobs 1) vs the default two at once, side by side, each
+    # from the same starting point (only the first copy ingested).
+    names = [
+        f"{DOMAIN}_2024_03_01_{10 + i:02d}0000_{11 + i:02d}0000.gz" for i in range(1, args.copies)
+    ]
+    more_rates = {}
+    for jobs in (1, 2):
+        for name in names:
+            part = dataset / f"domain={DOMAIN}" / "date=2024-03-01"
+            (part / name.replace(".gz", ".parquet")).unlink(missing_ok=True)
+            add_source(out, name, gz)
+        with Manifest.open(out / ".cdnlogs") as manifest:
+            for name in names:
+                manifest.mark_done(
+                    DOMAIN,
+                    name,
+                    sha256=hashlib.sha256(f"{name}{jobs}".encode()).hexdigest(),
+                    plain_size=0,
+                    local_path=f"{DOMAIN}/2024/03/01/{name}",
+                    fmt="gz",
+                )
+        wall2, rss2, res2 = run_child(
+            [cdnlogs, "ingest", "--out", str(out), "--json", "--jobs", str(jobs)]
+        )
+        more = json.loads(res2.stdout)
+        assert more["files"] == len(names), more
+        more_rates[jobs] = more["rows"] / wall2
+        print(
+            f"ingest of {len(names)} more copies, --jobs {jobs}: {wall2:.2f}s, "
+            f"{more_rates[jobs]:,.0f} lines/s, {LAST_CPU:.1f} cpu-s, "
+            f"peak RSS {rss2 / 1e6:.0f} MB"
+        )
     print(
-        f"ingest of {args.copies - 1} more copies: {wall2:.2f}s, "
-        f"{more['rows'] / wall2:,.0f} lines/s, {LAST_CPU:.1f} cpu-s, "
-        f"peak RSS (max so far) {rss2 / 1e6:.0f} MB"
+        f"--jobs 2 vs --jobs 1: {more_rates[2] / more_rates[1]:.2f}x; --jobs 2 vs GoAccess here: "
+        f"{more_rates[2] / ga_rate:.1f}x, vs the reference GoAccess: "
+        f"{more_rates[2] / REFERENCE_GOACCESS_RATE:.1f}x"
     )
     rep_big, n_big = timed_report(dataset)
     if args.goaccess_all:

@@ -14,9 +14,11 @@ from cdnlogs.errors import ExitStatus
 
 
 def all_commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Every registered command path, found at run time (other areas add commands)."""
-    for name, command in sorted(group.commands.items()):
-        if name.startswith("_"):
+    """Every command path, as the group lists them (loading each lazily defined command)."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if name.startswith("_") or command is None:
             continue
         yield (*path, name)
         if isinstance(command, click.Group):
@@ -27,7 +29,9 @@ def command_at(path: tuple[str, ...]) -> click.Command:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, name
+        command = found
     return command
 
 

@@ -66,3 +66,43 @@ def test_bad_layout_in_config_is_exit_3_naming_file_and_key(
     assert info.value.code == ExitStatus.CONFIG
     err = capsys.readouterr().err
     assert str(config) in err and "layout" in err and "nope" in err
+
+
+def test_every_command_is_mapped_to_the_module_that_defines_it() -> None:
+    import importlib
+
+    from cdnlogs.cli import COMMAND_MODULES
+
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"cdnlogs.cli.{module}")
+    defined = {
+        name: command.callback.__module__
+        for name, command in cli.commands.items()
+        if command.callback is not None and command.callback.__module__.startswith("cdnlogs.cli.")
+    }
+    assert defined == {name: f"cdnlogs.cli.{module}" for name, module in COMMAND_MODULES.items()}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--version"], ""),
+        (["ingest", "--help"], "duckdb"),
+        (["sync", "--help"], "requests"),
+    ],
+)
+def test_a_command_imports_only_what_it_needs(argv: list[str], expected: str) -> None:
+    """Lazy command modules: a cron line pays only for its own command's libraries."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cdnlogs.cli import main\n"
+        f"sys.argv = ['cdnlogs', *{argv!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('duckdb', 'requests', 'rich', 'alibabacloud_cdn20180510')\n"
+        "print(','.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip() == expected

@@ -1,13 +1,15 @@
 """The command-line interface: the only package that prints, reads flags or exits.
 
 ``main()`` is the single place where exceptions become a one-line message and an exit status.
-Commands live in one module per area and attach themselves to the ``cli`` group:
-``remote`` (domains, list, simulate), ``archive`` (sync, status, verify, prune, adopt, demo)
-and ``analysis`` (ingest, report, query, export).
+Commands live in one module per area and attach themselves to the ``cli`` group when that
+module is imported. The group imports a command's module only when the command runs (or help
+lists it), so a cron line pays for duckdb, requests or rich only in the commands that use
+them: ``cdnlogs ingest`` starts without the HTTP stack, ``cdnlogs sync`` without rich tables.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -18,8 +20,38 @@ from cdnlogs.cli.context import AppContext
 from cdnlogs.errors import CdnLogsError, ExitStatus
 from cdnlogs.redact import RedactingFilter, redact_text
 
+#: Every command and the module under ``cdnlogs.cli`` that defines it.
+COMMAND_MODULES: dict[str, str] = {
+    "domains": "remote",
+    "list": "remote",
+    "simulate": "simulate",
+    "sync": "archive",
+    "demo": "archive",
+    "status": "housekeeping",
+    "verify": "housekeeping",
+    "prune": "housekeeping",
+    "adopt": "housekeeping",
+    "ingest": "analysis",
+    "query": "analysis",
+    "export": "analysis",
+    "report": "report",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module the first time the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"cdnlogs.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cdnlogs")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
@@ -77,7 +109,4 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(status if isinstance(status, int) else ExitStatus.OK)
 
 
-# Command modules register themselves on import; keep these imports at the bottom.
-from cdnlogs.cli import analysis, archive, housekeeping, remote, report, simulate  # noqa: E402
-
-__all__ = ["analysis", "archive", "cli", "housekeeping", "main", "remote", "report", "simulate"]
+__all__ = ["COMMAND_MODULES", "LazyGroup", "cli", "main"]
