@@ -347,6 +347,12 @@ def test_commands_end_to_end(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert dom["hours_covered"] == 4 and dom["missing_hours"] == 48 - 4
     assert sum(g["hours"] for g in dom["gaps"]) == 44 and len(dom["gaps"]) == 4
     assert all(set(g) == {"start", "end", "hours"} for g in dom["gaps"])
+    # --domain takes a comma-separated list, like sync's
+    both = f"{DOMAIN}, other.example.com"
+    code, stdout, _ = run(capsys, "status", "--out", str(out), "--domain", both, "--json")
+    assert code == ExitStatus.OK
+    listed = {d["domain"]: d["counts"].get("done", 0) for d in json.loads(stdout)["domains"]}
+    assert listed == {DOMAIN: 4, "other.example.com": 0}
 
     code, stdout, _ = run(capsys, "status", "--out", str(out))
     assert code == ExitStatus.OK and DOMAIN in stdout and "no file yet for" in stdout

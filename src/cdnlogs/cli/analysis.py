@@ -15,7 +15,13 @@ import duckdb
 
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
-from cdnlogs.cli.options import config_option, json_option, make_settings, out_option
+from cdnlogs.cli.options import (
+    config_option,
+    domain_filter_option,
+    json_option,
+    make_settings,
+    out_option,
+)
 from cdnlogs.dataset import (
     DEFAULT_JOBS,
     IngestOptions,
@@ -237,7 +243,7 @@ def _print_table(app: AppContext, names: list[str], rows: list[tuple[Any, ...]])
     metavar="FILE",
     help="File to write, or - for stdout (default).",
 )
-@click.option("--domain", "domains", multiple=True, help="Only this domain; repeat for several.")
+@domain_filter_option("Only this domain; repeat or comma-separate for several.")
 @click.option(
     "--since", default=None, metavar="WHEN", help="First instant included (ISO-8601, 7d)."
 )
@@ -260,7 +266,7 @@ def export_command(
     """Export dataset rows as CSV, JSON lines, Parquet, or Combined Log Format (clf)."""
     now = datetime.now(UTC)
     flt = ExportFilter(
-        domains=tuple(d for item in domains for d in item.split(",") if d),
+        domains=domains,
         since=parse_when(since, now=now) if since else None,
         until=parse_when(until, now=now) if until else None,
     )

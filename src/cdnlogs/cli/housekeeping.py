@@ -15,7 +15,13 @@ from rich.table import Table
 
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
-from cdnlogs.cli.options import config_option, json_option, make_settings, out_option
+from cdnlogs.cli.options import (
+    config_option,
+    domain_filter_option,
+    json_option,
+    make_settings,
+    out_option,
+)
 from cdnlogs.config import Settings
 from cdnlogs.errors import PartialSyncError, UsageError
 from cdnlogs.housekeeping import (
@@ -82,12 +88,8 @@ def _open_ledger(settings: Settings) -> Manifest:
 @cli.command()
 @out_option
 @config_option
-@click.option(
-    "--domain",
-    "domains",
-    multiple=True,
-    metavar="DOMAIN",
-    help="Only this domain; repeat for several. Default: every domain in the archive.",
+@domain_filter_option(
+    "Only this domain; repeat or comma-separate for several. Default: every domain in the archive."
 )
 @click.option(
     "--since",
@@ -339,12 +341,8 @@ def _print_prune(console: Console, result: PruneResult) -> None:
 @click.argument("source", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @out_option
 @config_option
-@click.option(
-    "--domain",
-    "domains",
-    multiple=True,
-    metavar="DOMAIN",
-    help="Only adopt files of this domain; repeat for several. Default: every domain.",
+@domain_filter_option(
+    "Only adopt files of this domain; repeat or comma-separate for several. Default: every domain."
 )
 @click.option(
     "--move/--copy",

@@ -110,6 +110,31 @@ def domain_option(func: F) -> F:
     )(func)
 
 
+def _split_domains(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    return tuple(name.strip() for item in value for name in item.split(",") if name.strip())
+
+
+def domain_filter_option(help_text: str) -> Callable[[F], F]:
+    """``--domain D`` that narrows what a local command looks at (repeatable, or comma-separated).
+
+    ``domain_option`` is the one for commands that call the API (it adds ``--all-domains``).
+    """
+
+    def decorate(func: F) -> F:
+        return click.option(
+            "--domain",
+            "domains",
+            multiple=True,
+            metavar="DOMAIN",
+            callback=_split_domains,
+            help=help_text,
+        )(func)
+
+    return decorate
+
+
 def window_options(func: F) -> F:
     """``--since WHEN`` and ``--until WHEN`` (ISO-8601 UTC, or relative like ``36h``, ``7d``)."""
     func = click.option(

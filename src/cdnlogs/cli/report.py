@@ -13,7 +13,7 @@ from rich.console import Console
 from cdnlogs.analyze import DEFAULT_TOP, Filters, Report, analyze
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
-from cdnlogs.cli.options import config_option, make_settings, out_option
+from cdnlogs.cli.options import config_option, domain_filter_option, make_settings, out_option
 from cdnlogs.dataset import connect
 from cdnlogs.errors import UsageError
 from cdnlogs.report.html import write_html
@@ -33,11 +33,8 @@ PLAIN_WIDTH = 120
     default=None,
     help="Parquet dataset root (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
 )
-@click.option(
-    "--domain",
-    "domains",
-    multiple=True,
-    help="Only this domain; repeat for several (default: every domain in the dataset).",
+@domain_filter_option(
+    "Only this domain; repeat or comma-separate for several (default: every domain in the dataset)."
 )
 @click.option(
     "--since", default=None, help="First instant included: ISO-8601 (UTC if naive) or 36h, 7d."
