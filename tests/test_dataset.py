@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from cdnlogs import dataset
 from cdnlogs.config import Settings
 from cdnlogs.dataset import (
     LOG_COLUMNS,
@@ -26,6 +27,7 @@ from cdnlogs.dataset import (
 )
 from cdnlogs.errors import ParseError
 from cdnlogs.export import ExportFilter, export_logs
+from cdnlogs.linecount import LineCount
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line, to_clf
 from cdnlogs.manifest import Manifest
 from cdnlogs.models import LogFile
@@ -179,6 +181,81 @@ def test_number_spellings_duckdb_would_accept_do_not_slip_through(tmp_path: Path
     expected, bad = _reference(lines, NAME)
     assert bad == [len(lines)]  # the reference parser refuses "+5"; so must the dataset
     assert (result.rows, result.rejects) == (len(expected), 1)
+    assert sorted(_rows(connect(root)), key=_sort_key) == expected
+
+
+#: DuckDB's CSV scanner range (cdnlogs.linecount explains the fault these tests pin down).
+SCANNER_RANGE = 8_000_000
+SCANNER_LINE = (
+    '[1/Mar/2024:10:36:54 +0800] 165.179.130.240 - 882 "https://a.example.com/a.webp" '
+    '"POST https://a.example.com/img/a.jpg" 200 879 58330 HIT '
+    '"Mozilla/5.0 (compatible; "Scanner" v2)" "image/jpeg" https'
+)
+
+
+def _lines_with_quoted_line_across(starts: list[int], total: int) -> list[str]:
+    """Plain generated lines, with SCANNER_LINE starting exactly at each byte offset in starts."""
+    plain = (
+        line
+        for line in generate_lines(DOMAIN, HOUR, total // 150, 11)
+        if line.count('"') == 8  # no raw quotes: SCANNER_LINE is the only odd line
+    )
+    filler = (
+        '[1/Mar/2024:10:36:54 +0800] 1.2.3.4 - 5 "-" "GET https://a.example.com/{}" 200 1 2 HIT'
+        ' "u" "t/h" https'
+    )
+    lines: list[str] = []
+    size = 0
+    for start in [*starts, total]:
+        while size < start - 1000:
+            line = next(plain)
+            lines.append(line)
+            size += len(line) + 1
+        if start == total:
+            break
+        pad = start - size - 1 - len(filler.format(""))  # the filler line ends right at start
+        lines.append(filler.format("p" * pad))
+        size += len(lines[-1]) + 1
+        assert size == start
+        lines.append(SCANNER_LINE)
+        size += len(SCANNER_LINE) + 1
+    return lines
+
+
+def test_no_line_is_lost_when_a_scanner_range_starts_inside_a_quoted_line(tmp_path: Path) -> None:
+    """DuckDB drops a whole 8 MB range, silently, when it starts before a raw quote in a line.
+
+    The ingest counts the lines and reads the file again on one scanner when they fall short.
+    """
+    starts = [SCANNER_RANGE - 120, 2 * SCANNER_RANGE - 60]
+    lines = _lines_with_quoted_line_across(starts, int(2.4 * SCANNER_RANGE))
+    source = _write(tmp_path / "big.gz", lines, gz=True)
+    root = tmp_path / "ds"
+    with Ingester(root) as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert (result.rows, result.rejects) == (len(lines), 0)
+    con = connect(root)
+    assert con.execute("SELECT count(*) FROM logs").fetchone() == (len(lines),)
+    scanner = con.execute("SELECT count(*) FROM logs WHERE user_agent LIKE '%\"Scanner\"%'")
+    assert scanner.fetchone() == (2,)
+
+
+def test_rows_that_do_not_add_up_send_the_file_to_the_reference_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = _mixed_lines(500)
+    source = _write(tmp_path / "src.gz", lines, gz=True)
+    real = dataset.count_lines
+    # One line more than the file has: neither the parallel nor the one-scanner copy can match.
+    monkeypatch.setattr(dataset, "count_lines", lambda p: LineCount(real(p).lines + 1, 0))
+    root = tmp_path / "ds"
+    with caplog.at_level("INFO", logger="cdnlogs"), Ingester(root) as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert "reading it again on one thread" in caplog.text
+    assert "account for" in caplog.text
+    assert result.slow_path
+    expected, bad = _reference(lines, NAME)
+    assert (result.rows, result.rejects) == (len(expected), len(bad))
     assert sorted(_rows(connect(root)), key=_sort_key) == expected
 
 

@@ -22,14 +22,15 @@ its own rows and a crash never leaves a half-written file in the dataset.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
 import shutil
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -41,6 +42,7 @@ import duckdb
 from cdnlogs.config import Settings
 from cdnlogs.errors import CdnLogsError, ParseError
 from cdnlogs.fastpath import BAD_ROW_MARKER, fast_select, quote_sql, read_csv_sql
+from cdnlogs.linecount import LineCount, count_lines, open_source
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.timeutil import parse_duration
@@ -169,17 +171,6 @@ def _columns_sql(columns: tuple[tuple[str, str], ...]) -> str:
 # -- reading source files ---------------------------------------------------------------------
 
 
-def _open_binary(path: Path) -> IO[bytes]:
-    if path.suffix == ".gz":
-        try:
-            from isal import igzip  # fast inflate; the stdlib is the fallback
-
-            return cast(IO[bytes], igzip.open(path, "rb"))  # type: ignore[no-untyped-call]
-        except ImportError:  # pragma: no cover - isal is a dependency, kept optional
-            return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
-
-
 def _open_inflating(path: Path) -> IO[bytes]:
     """A ``.gz`` opened for reading with the inflating done on a second thread (isal).
 
@@ -191,7 +182,7 @@ def _open_inflating(path: Path) -> IO[bytes]:
 
         return cast(IO[bytes], igzip_threaded.open(path, "rb"))  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - isal is a dependency, kept optional
-        return _open_binary(path)
+        return open_source(path)
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -199,7 +190,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
 
     Bytes that are not UTF-8 become U+FFFD, as they do in the fast path's rejects.
     """
-    with _open_binary(path) as handle:
+    with open_source(path) as handle:
         for number, raw in enumerate(handle, start=1):
             yield number, raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
@@ -309,6 +300,8 @@ class Ingester:
             # Row order inside a file carries no meaning; not keeping it lets COPY stream.
             self.con.execute("SET preserve_insertion_order = false")
         self.con.execute("SET TimeZone = 'UTC'")
+        # Counts a source's lines while DuckDB copies it (see _fast_copy_counted).
+        self._counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdnlogs-count")
 
     def worker(self) -> Ingester:
         """A second ingester on this one's database (for another thread)."""
@@ -320,6 +313,7 @@ class Ingester:
 
     def close(self) -> None:
         """Close the connection and remove the scratch directory."""
+        self._counter.shutdown(wait=True, cancel_futures=True)
         self.con.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -363,14 +357,14 @@ class Ingester:
         rejected: dict[int, str | None] = {}
         try:
             try:
-                rows = self._fast_copy(source, log_name, main_tmp, tag)
-                rejected = self._fast_rejects()
+                rows, rejected = self._fast_copy_counted(source, log_name, main_tmp, tag)
             except duckdb.Error as exc:
                 reason = "a row failed validation" if BAD_ROW_MARKER in str(exc) else str(exc)
                 log.info("%s: reading with the reference parser (%s)", log_name, reason)
                 slow = True
-            finally:
-                self._clear_rejects()
+            except _LinesUnaccounted as exc:
+                log.warning("%s: reading with the reference parser (%s)", log_name, exc)
+                slow = True
             if slow:
                 try:
                     parsed = self._slow_rows(source, log_name, fallback, rejects)
@@ -413,7 +407,51 @@ class Ingester:
             seconds=time.monotonic() - started,
         )
 
-    def _fast_copy(self, source: Path, log_name: str, target: Path, tag: str) -> int:
+    def _fast_copy_counted(
+        self, source: Path, log_name: str, target: Path, tag: str
+    ) -> tuple[int, dict[int, str | None]]:
+        """The fast path, checked: every line of ``source`` must come out as a row or a reject.
+
+        The lines are counted on a second thread while DuckDB copies. If rows plus rejected
+        lines fall short (DuckDB's parallel scanner can drop a whole range without a word, see
+        ``cdnlogs.linecount``), the copy runs again with one scanner; if that falls short too,
+        ``_LinesUnaccounted`` sends the file to the reference parser.
+        """
+        counting = self._counter.submit(count_lines, source)
+        try:
+            rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=True)
+        finally:
+            counting.cancel()
+        try:
+            expected = counting.result()
+        except (OSError, EOFError, zlib.error) as exc:  # DuckDB read it; the reference decides
+            raise _LinesUnaccounted(f"could not count its lines: {exc}") from None
+        if rows + len(rejected) == expected.nonempty:
+            return rows, rejected
+        log.warning(
+            "%s: the CSV reader accounted for %d of %d lines; reading it again on one thread",
+            log_name,
+            rows + len(rejected),
+            expected.nonempty,
+        )
+        rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=False)
+        if rows + len(rejected) == expected.nonempty:
+            return rows, rejected
+        raise _LinesUnaccounted(_shortfall(rows + len(rejected), expected))
+
+    def _fast_copy_once(
+        self, source: Path, log_name: str, target: Path, tag: str, *, parallel: bool
+    ) -> tuple[int, dict[int, str | None]]:
+        """One fast-path copy to ``target``: (rows written, rejected line number -> text)."""
+        try:
+            rows = self._fast_copy(source, log_name, target, tag, parallel=parallel)
+            return rows, self._fast_rejects()
+        finally:
+            self._clear_rejects()
+
+    def _fast_copy(
+        self, source: Path, log_name: str, target: Path, tag: str, *, parallel: bool = True
+    ) -> int:
         """The fast path: one COPY from the CSV reader to ``target``; return the row count.
 
         A ``.gz`` is first inflated to a scratch file with isal when ``inflate_gz`` is set:
@@ -438,7 +476,9 @@ class Ingester:
                     self._build_ip_map(read_csv_sql(readable, ncols))
                 finally:
                     self._clear_rejects()  # the copy below collects them again
-            return self._copy(fast_select(readable, ncols, log_name), target, fast=True)
+            return self._copy(
+                fast_select(readable, ncols, log_name, parallel=parallel), target, fast=True
+            )
         finally:
             if plain is not None:
                 plain.unlink(missing_ok=True)
@@ -601,6 +641,14 @@ class Ingester:
         finally:
             tmp.unlink(missing_ok=True)
             self.con.execute("DROP TABLE IF EXISTS rej")
+
+
+class _LinesUnaccounted(Exception):
+    """The fast path's rows and rejects do not add up to the file's lines."""
+
+
+def _shortfall(found: int, expected: LineCount) -> str:
+    return f"rows and rejects account for {found} of its {expected.nonempty} lines"
 
 
 def _fsync(path: Path) -> None:

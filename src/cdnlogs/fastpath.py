@@ -22,7 +22,12 @@ def quote_sql(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def read_csv_sql(path: Path, ncols: int) -> str:
+def read_csv_sql(path: Path, ncols: int, *, parallel: bool = True) -> str:
+    """DuckDB's ``read_csv`` of a log file split into ``ncols`` columns, rejects kept.
+
+    ``parallel=False`` scans the file as one range: slower, but immune to the lost-range fault
+    of the parallel scanner (see ``cdnlogs.linecount``), so it is the retry when lines go missing.
+    """
     columns = {f"c{i}": "VARCHAR" for i in range(ncols)}
     columns["c0"] = "TIMESTAMP"
     columns_sql = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
@@ -31,11 +36,11 @@ def read_csv_sql(path: Path, ncols: int) -> str:
         f"read_csv({quote_sql(str(path))}, delim=' ', quote='\"', escape='{_NO_ESCAPE}', "
         f"nullstr='-', header=false, auto_detect=false, columns={columns_sql}, "
         f"timestampformat='[%d/%b/%Y:%H:%M:%S', compression='{compression}', "
-        f"store_rejects=true, max_line_size=1048576)"
+        f"store_rejects=true, max_line_size=1048576{'' if parallel else ', parallel=false'})"
     )
 
 
-def fast_select(path: Path, ncols: int, source_file: str) -> str:
+def fast_select(path: Path, ncols: int, source_file: str, *, parallel: bool = True) -> str:
     """SQL turning the CSV columns into the dataset's columns, in one streaming pass.
 
     Validation happens in the same pass: a row the fast path cannot vouch for raises (DuckDB's
@@ -70,7 +75,7 @@ def fast_select(path: Path, ncols: int, source_file: str) -> str:
     )
     message = quote_sql(f"{BAD_ROW_MARKER}: {source_file}")
     return f"""
-    WITH raw AS (SELECT * FROM {read_csv_sql(path, ncols)}),
+    WITH raw AS (SELECT * FROM {read_csv_sql(path, ncols, parallel=parallel)}),
     typed AS (
         SELECT *,
             CASE WHEN c1 = '+0800]' THEN 480
