@@ -259,6 +259,34 @@ def test_rows_that_do_not_add_up_send_the_file_to_the_reference_parser(
     assert sorted(_rows(connect(root)), key=_sort_key) == expected
 
 
+def test_a_line_count_from_the_ledger_is_used_instead_of_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = _mixed_lines(300)
+    source = _write(tmp_path / "src.gz", lines, gz=True)
+    known = dataset.count_lines(source)
+
+    def no_counting(path: Path) -> LineCount:
+        raise AssertionError("counted again although sync's count was given")
+
+    monkeypatch.setattr(dataset, "count_lines", no_counting)
+    with Ingester(tmp_path / "ds") as ingester:
+        good = ingester.ingest_file(
+            source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1), lines=known
+        )
+        # A count that does not match the file (say, the file changed since sync): never
+        # trusted blindly, the reference parser reads it.
+        wrong = ingester.ingest_file(
+            source,
+            domain=DOMAIN,
+            log_name=NAME,
+            day=date(2024, 3, 1),
+            lines=LineCount(known.lines + 3, known.empty),
+        )
+    assert not good.slow_path and wrong.slow_path
+    assert good.rows + good.rejects == len(lines) == wrong.rows + wrong.rejects
+
+
 def test_empty_dataset_has_typed_views(tmp_path: Path) -> None:
     con = connect(tmp_path / "nothing")
     assert con.execute("SELECT count(*) FROM logs").fetchone() == (0,)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cdnlogs.errors import ManifestError, SchemaVersionError
+from cdnlogs.linecount import LineCount
 from cdnlogs.manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, RunRecord, Status
 from cdnlogs.models import LogFile
 
@@ -202,7 +203,44 @@ def test_newer_schema_is_refused(state_dir: Path) -> None:
     conn.close()
     with pytest.raises(SchemaVersionError) as info:
         Manifest.open(state_dir)
-    assert "schema version 2" in str(info.value) and info.value.hint
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(info.value) and info.value.hint
+
+
+def test_version_1_ledger_is_upgraded_in_place(state_dir: Path) -> None:
+    f = log_file()
+    with Manifest.open(state_dir) as ledger:
+        ledger.record_listed([f])
+        ledger.mark_done(f.domain, f.name, sha256="ab", plain_size=5, local_path="p", fmt="log")
+    # Make it what cdnlogs 0.1 wrote: no line-count columns, schema version 1.
+    conn = sqlite3.connect(state_dir / MANIFEST_NAME)
+    with conn:
+        conn.execute("ALTER TABLE files DROP COLUMN plain_lines")
+        conn.execute("ALTER TABLE files DROP COLUMN plain_empty_lines")
+        conn.execute("UPDATE schema_version SET version = 1")
+    conn.close()
+
+    with Manifest.open(state_dir) as ledger:
+        row = ledger.get(f.domain, f.name)
+        assert row is not None and row.status is Status.DONE and row.sha256 == "ab"
+        assert row.line_count is None  # not counted before: the ingest counts it itself
+        ledger.mark_done(
+            f.domain,
+            f.name,
+            sha256="cd",
+            plain_size=5,
+            local_path="p",
+            fmt="log",
+            lines=LineCount(7, 2),
+        )
+        row = ledger.get(f.domain, f.name)
+        assert row is not None and row.line_count == LineCount(7, 2)
+        ledger.mark_pending(f.domain, f.name, "missing on disk")
+        row = ledger.get(f.domain, f.name)
+        assert row is not None and row.line_count is None
+    conn = sqlite3.connect(state_dir / MANIFEST_NAME)
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    conn.close()
+    assert versions == [1, 2]
 
 
 def test_not_a_database_names_the_path(state_dir: Path) -> None:

@@ -323,7 +323,15 @@ class Ingester:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ingest_file(self, source: Path, *, domain: str, log_name: str, day: date) -> FileIngest:
+    def ingest_file(
+        self,
+        source: Path,
+        *,
+        domain: str,
+        log_name: str,
+        day: date,
+        lines: LineCount | None = None,
+    ) -> FileIngest:
         """Parse ``source`` (a .log or .gz) into its partition file(s); replace earlier ones.
 
         One streaming pass: DuckDB's CSV reader feeds a ``COPY ... TO`` Parquet, validating
@@ -337,6 +345,8 @@ class Ingester:
         :param domain: the domain (partition ``domain=``).
         :param log_name: the provider's LogName (stored in ``source_file``).
         :param day: the provider's +08:00 date of the file (partition ``date=``).
+        :param lines: the source's line count if known (sync keeps it in the ledger); without
+            it the lines are counted while DuckDB copies.
         """
         started = time.monotonic()
         if not source.is_file():
@@ -357,7 +367,7 @@ class Ingester:
         rejected: dict[int, str | None] = {}
         try:
             try:
-                rows, rejected = self._fast_copy_counted(source, log_name, main_tmp, tag)
+                rows, rejected = self._fast_copy_counted(source, log_name, main_tmp, tag, lines)
             except duckdb.Error as exc:
                 reason = "a row failed validation" if BAD_ROW_MARKER in str(exc) else str(exc)
                 log.info("%s: reading with the reference parser (%s)", log_name, reason)
@@ -408,24 +418,27 @@ class Ingester:
         )
 
     def _fast_copy_counted(
-        self, source: Path, log_name: str, target: Path, tag: str
+        self, source: Path, log_name: str, target: Path, tag: str, known: LineCount | None
     ) -> tuple[int, dict[int, str | None]]:
         """The fast path, checked: every line of ``source`` must come out as a row or a reject.
 
-        The lines are counted on a second thread while DuckDB copies. If rows plus rejected
+        ``known`` is the count sync took; without it the lines are counted on a second thread
+        while DuckDB copies. If rows plus rejected
         lines fall short (DuckDB's parallel scanner can drop a whole range without a word, see
         ``cdnlogs.linecount``), the copy runs again with one scanner; if that falls short too,
         ``_LinesUnaccounted`` sends the file to the reference parser.
         """
-        counting = self._counter.submit(count_lines, source)
+        counting = self._counter.submit(count_lines, source) if known is None else None
         try:
             rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=True)
         finally:
-            counting.cancel()
+            if counting is not None:
+                counting.cancel()
         try:
-            expected = counting.result()
+            expected = counting.result() if counting is not None else known
         except (OSError, EOFError, zlib.error) as exc:  # DuckDB read it; the reference decides
             raise _LinesUnaccounted(f"could not count its lines: {exc}") from None
+        assert expected is not None
         if rows + len(rejected) == expected.nonempty:
             return rows, rejected
         log.warning(
@@ -753,6 +766,7 @@ def _ingest_record(ingester: Ingester, record: FileRecord, *, out_dir: Path) -> 
             domain=record.domain,
             log_name=record.log_name,
             day=partition_date(record.log_name, record.hour_start),
+            lines=record.line_count,
         )
     except (CdnLogsError, OSError, duckdb.Error) as exc:
         return str(exc)

@@ -24,13 +24,15 @@ from types import TracebackType
 from typing import Any
 
 from cdnlogs.errors import ManifestError, SchemaVersionError
+from cdnlogs.linecount import LineCount
 from cdnlogs.models import LogFile
 
 MANIFEST_NAME = "manifest.sqlite3"
 
 # Schema history (bump SCHEMA_VERSION and add an upgrade step in _configure for each change):
 #   1  files (incl. plain_checksum and the ingest columns), runs, schema_version.
-SCHEMA_VERSION = 1
+#   2  files.plain_lines, files.plain_empty_lines: the text's line count, taken by sync.
+SCHEMA_VERSION = 2
 
 #: ``PRAGMA application_id`` of a cdnlogs ledger ("cdnl"), so a foreign SQLite file is refused.
 APPLICATION_ID = 0x63646E6C
@@ -38,7 +40,7 @@ APPLICATION_ID = 0x63646E6C
 #: How long a writer waits for another connection's transaction before giving up.
 BUSY_TIMEOUT_MS = 30_000
 
-_SCHEMA_V1 = """
+_SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE files (
     domain           TEXT NOT NULL,
@@ -62,6 +64,8 @@ CREATE TABLE files (
     ingested_rejects INTEGER,
     ingested_sha256  TEXT,
     ingested_at      TEXT,
+    plain_lines      INTEGER,
+    plain_empty_lines INTEGER,
     PRIMARY KEY (domain, log_name)
 );
 CREATE INDEX files_by_hour ON files (domain, hour_start);
@@ -77,10 +81,19 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_domain ON runs (domain, finished_at);
 """
 
+#: What each schema version adds to the one before (run by _upgrade, oldest first).
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE files ADD COLUMN plain_lines INTEGER",
+        "ALTER TABLE files ADD COLUMN plain_empty_lines INTEGER",
+    ),
+}
+
 _FILE_COLUMNS = (
     "domain, log_name, hour_start, hour_end, remote_size, status, attempts, last_error, sha256, "
     "plain_size, local_path, format, first_seen, updated_at, done_at, ingested_rows, "
-    "ingested_rejects, ingested_sha256, ingested_at, plain_checksum"
+    "ingested_rejects, ingested_sha256, ingested_at, plain_checksum, plain_lines, "
+    "plain_empty_lines"
 )
 _ORDER = "ORDER BY domain, hour_start, log_name"
 
@@ -124,6 +137,16 @@ class FileRecord:
     ingested_sha256: str | None
     ingested_at: datetime | None
     plain_checksum: str | None = None
+    #: Lines of the text, and how many of them are empty (None: not counted, e.g. adopted).
+    plain_lines: int | None = None
+    plain_empty_lines: int | None = None
+
+    @property
+    def line_count(self) -> LineCount | None:
+        """The text's line count as sync took it, if it did."""
+        if self.plain_lines is None or self.plain_empty_lines is None:
+            return None
+        return LineCount(self.plain_lines, self.plain_empty_lines)
 
 
 @dataclass(frozen=True)
@@ -357,6 +380,7 @@ class Manifest:
         local_path: str,
         fmt: str,
         plain_checksum: str | None = None,
+        lines: LineCount | None = None,
     ) -> None:
         """Record a file written, verified, fsynced and renamed into place.
 
@@ -365,6 +389,7 @@ class Manifest:
         :param local_path: relative to the output directory, POSIX separators.
         :param fmt: ``log`` or ``gz``: what ``local_path`` holds.
         :param plain_checksum: of the decompressed text; `verify` checks a ``log`` file with it.
+        :param lines: the text's line count (the ingest checks its rows against it).
         """
         now = self._now()
         with self._transaction() as conn:
@@ -373,8 +398,19 @@ class Manifest:
                 domain,
                 log_name,
                 "status = 'done', sha256 = ?, plain_size = ?, plain_checksum = ?, local_path = ?,"
-                " format = ?, last_error = NULL, done_at = ?, updated_at = ?",
-                (sha256, plain_size, plain_checksum, local_path, fmt, now, now),
+                " format = ?, last_error = NULL, done_at = ?, updated_at = ?, plain_lines = ?,"
+                " plain_empty_lines = ?",
+                (
+                    sha256,
+                    plain_size,
+                    plain_checksum,
+                    local_path,
+                    fmt,
+                    now,
+                    now,
+                    lines.lines if lines else None,
+                    lines.empty if lines else None,
+                ),
             )
 
     def mark_failed(self, domain: str, log_name: str, error: str) -> None:
@@ -417,7 +453,7 @@ class Manifest:
                 log_name,
                 "status = 'pending', last_error = ?, sha256 = NULL, plain_size = NULL,"
                 " plain_checksum = NULL, local_path = NULL, format = NULL, done_at = NULL,"
-                " updated_at = ?",
+                " plain_lines = NULL, plain_empty_lines = NULL, updated_at = ?",
                 (reason, self._now()),
             )
 
@@ -449,7 +485,7 @@ class Manifest:
                 " sha256 = excluded.sha256, plain_size = excluded.plain_size,"
                 " plain_checksum = excluded.plain_checksum, local_path = excluded.local_path,"
                 " format = excluded.format, last_error = NULL, done_at = excluded.done_at,"
-                " updated_at = excluded.updated_at"
+                " updated_at = excluded.updated_at, plain_lines = NULL, plain_empty_lines = NULL"
                 " WHERE files.status IN ('pending', 'failed')",
                 (
                     domain,
@@ -552,6 +588,8 @@ def _record(row: tuple[Any, ...]) -> FileRecord:
         ingested_sha256=row[17],
         ingested_at=_opt_time(row[18]),
         plain_checksum=row[19],
+        plain_lines=row[20],
+        plain_empty_lines=row[21],
     )
 
 
@@ -572,7 +610,7 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         if not tables:
             conn.execute("BEGIN IMMEDIATE")
             # Not executescript(): it COMMITs first, and the schema must appear atomically.
-            for statement in _SCHEMA_V1.split(";"):
+            for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -599,3 +637,24 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
             f"this cdnlogs understands up to {SCHEMA_VERSION}",
             hint="upgrade cdnlogs (pip install -U cdnlogs) to use this archive",
         )
+    if version < SCHEMA_VERSION:
+        _upgrade(conn, path)
+
+
+def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring an older ledger to SCHEMA_VERSION in one transaction (columns are only added)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        # Read again under the write lock: another process may have upgraded it meanwhile.
+        current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        for target in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _UPGRADES[target]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+        conn.commit()
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        raise ManifestError(
+            f"cannot upgrade the ledger {path} to schema version {SCHEMA_VERSION}: {exc}"
+        ) from exc

@@ -423,6 +423,7 @@ class SyncRun:
                     plain_checksum=result.plain_checksum,
                     local_path=fetch.relative_path.as_posix(),
                     fmt=self.settings.format,
+                    lines=result.plain_lines,
                 )
                 state.summary.fetched += 1
                 state.summary.bytes += result.size

@@ -57,6 +57,7 @@ from cdnlogs.errors import (
     TransferError,
     UrlExpiredError,
 )
+from cdnlogs.linecount import LineCount, LineCounter
 from cdnlogs.redact import redact_url
 from cdnlogs.retry import RetryPolicy
 
@@ -155,6 +156,8 @@ class DownloadResult:
     #: Size and checksum (``crc32:...``, see cdnlogs.checksum) of the decompressed text.
     plain_size: int = 0
     plain_checksum: str | None = None
+    #: The text's lines (the ingest holds DuckDB's rows and rejects against them).
+    plain_lines: LineCount | None = None
     attempts: int = 0
     #: How many times a broken transfer was continued with ``Range`` / started over.
     resumes: int = 0
@@ -259,6 +262,7 @@ class _Partial:
     restarts: int = 0
     gz_hash: Any = field(default_factory=hashlib.sha256)
     plain_hash: PlainChecksum = field(default_factory=PlainChecksum)
+    lines: LineCounter = field(default_factory=LineCounter)
     verifier: GzipStreamVerifier = field(init=False)
 
     def __post_init__(self) -> None:
@@ -289,6 +293,7 @@ class _Partial:
         self.plain_size = 0
         self.gz_hash = hashlib.sha256()
         self.plain_hash = PlainChecksum()
+        self.lines = LineCounter()
         self.verifier = GzipStreamVerifier(self.max_output)
         return lost
 
@@ -503,6 +508,7 @@ class Downloader:
                 sha256=partial.gz_hash.hexdigest(),
                 plain_size=partial.plain_size,
                 plain_checksum=partial.plain_hash.hexdigest(),
+                plain_lines=partial.lines.result(),
                 attempts=attempts,
                 resumes=partial.resumes,
                 restarts=partial.restarts,
@@ -617,6 +623,7 @@ class Downloader:
             for piece in partial.verifier.feed(chunk):
                 partial.plain_size += len(piece)
                 partial.plain_hash.update(piece)
+                partial.lines.feed(piece)
                 if not task.keep_gzip:
                     partial.write(piece)
             callbacks.on_progress(task, len(chunk))
