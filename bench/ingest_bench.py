@@ -21,6 +21,7 @@ Not a test. Run ``.venv/bin/python bench/ingest_bench.py [--lines 2000000] [--co
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ from typing import Any
 
 from cdnlogs.analyze import Filters, analyze
 from cdnlogs.dataset import connect
+from cdnlogs.linecount import LineCount, count_lines
 from cdnlogs.manifest import Manifest
 from cdnlogs.models import LogFile
 from cdnlogs.simulator.busylog import generate_busy_lines
@@ -74,8 +76,15 @@ def run_child(cmd: list[str], **kwargs: Any) -> tuple[float, int, subprocess.Com
     return wall, usage.ru_maxrss * 1024, result
 
 
+@functools.cache
+def line_count(gz: Path) -> LineCount:
+    """The count sync keeps in the ledger for a file it downloaded (taken while inflating)."""
+    return count_lines(gz)
+
+
 def add_source(out: Path, name: str, gz: Path) -> None:
-    """Put ``gz`` into the archive as a done file named ``name`` (as `sync --format gz` would)."""
+    """Put ``gz`` into the archive as a done file named ``name`` (as `sync --format gz` would,
+    with the line count sync records)."""
     rel = f"{DOMAIN}/2024/03/01/{name}"
     dest = out / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +97,15 @@ def add_source(out: Path, name: str, gz: Path) -> None:
         manifest.record_listed(
             [LogFile(DOMAIN, name, "http://x/" + name, 1, HOUR, HOUR + timedelta(hours=1))]
         )
-        manifest.mark_done(DOMAIN, name, sha256=digest, plain_size=0, local_path=rel, fmt="gz")
+        manifest.mark_done(
+            DOMAIN,
+            name,
+            sha256=digest,
+            plain_size=0,
+            local_path=rel,
+            fmt="gz",
+            lines=line_count(gz),
+        )
 
 
 def goaccess(plain: Path, report: Path) -> tuple[float, dict[str, Any]]:
@@ -238,6 +255,7 @@ def main() -> None:
                     plain_size=0,
                     local_path=f"{DOMAIN}/2024/03/01/{name}",
                     fmt="gz",
+                    lines=line_count(gz),
                 )
         wall2, rss2, res2 = run_child(
             [cdnlogs, "ingest", "--out", str(out), "--json", "--jobs", str(jobs)]
