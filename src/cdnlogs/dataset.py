@@ -30,7 +30,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -422,23 +422,16 @@ class Ingester:
     ) -> tuple[int, dict[int, str | None]]:
         """The fast path, checked: every line of ``source`` must come out as a row or a reject.
 
-        ``known`` is the count sync took; without it the lines are counted on a second thread
-        while DuckDB copies. If rows plus rejected
-        lines fall short (DuckDB's parallel scanner can drop a whole range without a word, see
-        ``cdnlogs.linecount``), the copy runs again with one scanner; if that falls short too,
-        ``_LinesUnaccounted`` sends the file to the reference parser.
+        ``known`` is the count sync took; without one, a second thread counts the lines while
+        DuckDB copies. If rows plus rejected lines fall short (DuckDB's parallel scanner can
+        drop a whole range without a word, see ``cdnlogs.linecount``), the copy runs again with
+        one scanner; if that falls short too, ``_LinesUnaccounted`` sends the file to the
+        reference parser.
         """
-        counting = self._counter.submit(count_lines, source) if known is None else None
-        try:
-            rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=True)
-        finally:
-            if counting is not None:
-                counting.cancel()
-        try:
-            expected = counting.result() if counting is not None else known
-        except (OSError, EOFError, zlib.error) as exc:  # DuckDB read it; the reference decides
-            raise _LinesUnaccounted(f"could not count its lines: {exc}") from None
-        assert expected is not None
+        counting = None if known else self._counter.submit(count_lines, source)
+        rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=True)
+        expected = _counted(counting) if counting else known
+        assert expected is not None  # one of the two is always set
         if rows + len(rejected) == expected.nonempty:
             return rows, rejected
         log.warning(
@@ -658,6 +651,14 @@ class Ingester:
 
 class _LinesUnaccounted(Exception):
     """The fast path's rows and rejects do not add up to the file's lines."""
+
+
+def _counted(counting: Future[LineCount]) -> LineCount:
+    """The counting thread's result; a file it cannot read goes to the reference parser."""
+    try:
+        return counting.result()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _LinesUnaccounted(f"could not count its lines: {exc}") from None
 
 
 def _shortfall(found: int, expected: LineCount) -> str:
