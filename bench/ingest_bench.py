@@ -37,7 +37,7 @@ from typing import Any
 
 from cdnlogs.analyze import Filters, analyze
 from cdnlogs.dataset import connect
-from cdnlogs.linecount import LineCount, count_lines
+from cdnlogs.linecount import count_lines
 from cdnlogs.manifest import Manifest
 from cdnlogs.models import LogFile
 from cdnlogs.simulator.busylog import generate_busy_lines
@@ -77,9 +77,9 @@ def run_child(cmd: list[str], **kwargs: Any) -> tuple[float, int, subprocess.Com
 
 
 @functools.cache
-def line_count(gz: Path) -> LineCount:
+def line_count(gz: Path) -> int:
     """The count sync keeps in the ledger for a file it downloaded (taken while inflating)."""
-    return count_lines(gz)
+    return count_lines(gz).lines
 
 
 def add_source(out: Path, name: str, gz: Path) -> None:

@@ -259,32 +259,38 @@ def test_rows_that_do_not_add_up_send_the_file_to_the_reference_parser(
     assert sorted(_rows(connect(root)), key=_sort_key) == expected
 
 
-def test_a_line_count_from_the_ledger_is_used_instead_of_counting(
+def test_a_line_count_from_the_ledger_saves_counting_and_is_only_a_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lines = _mixed_lines(300)
     source = _write(tmp_path / "src.gz", lines, gz=True)
-    known = dataset.count_lines(source)
+    with_empty = _write(tmp_path / "empty.gz", [lines[0], "", *lines[1:50], "", ""], gz=True)
+    real = dataset.count_lines
+    counted: list[Path] = []
 
-    def no_counting(path: Path) -> LineCount:
-        raise AssertionError("counted again although sync's count was given")
+    def counting(path: Path) -> LineCount:
+        counted.append(path)
+        return real(path)
 
-    monkeypatch.setattr(dataset, "count_lines", no_counting)
+    monkeypatch.setattr(dataset, "count_lines", counting)
+    day = date(2024, 3, 1)
     with Ingester(tmp_path / "ds") as ingester:
-        good = ingester.ingest_file(
-            source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1), lines=known
+        # sync's count matches: nothing lost, and the file is not read a second time
+        good = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=day, lines=len(lines))
+        assert counted == []
+        # a count that does not match (the file changed since, say) is checked, never trusted
+        off = ingester.ingest_file(
+            source, domain=DOMAIN, log_name=NAME, day=day, lines=len(lines) + 3
         )
-        # A count that does not match the file (say, the file changed since sync): never
-        # trusted blindly, the reference parser reads it.
-        wrong = ingester.ingest_file(
-            source,
-            domain=DOMAIN,
-            log_name=NAME,
-            day=date(2024, 3, 1),
-            lines=LineCount(known.lines + 3, known.empty),
+        assert counted == [source]
+        # empty lines: the reader skips them, the count explains the difference
+        empty = ingester.ingest_file(
+            with_empty, domain="b.example.com", log_name=NAME, day=day, lines=len(lines[:50]) + 3
         )
-    assert not good.slow_path and wrong.slow_path
-    assert good.rows + good.rejects == len(lines) == wrong.rows + wrong.rejects
+        assert counted == [source, with_empty]
+    for result in (good, off):
+        assert not result.slow_path and result.rows + result.rejects == len(lines)
+    assert not empty.slow_path and empty.rows + empty.rejects == 50
 
 
 def test_empty_dataset_has_typed_views(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cdnlogs import linecount
-from cdnlogs.linecount import LineCount, count_lines
+from cdnlogs.linecount import LineCount, LineCounter, count_lines
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,15 @@ def test_truncated_gzip_raises(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b"a\n" * 10_000)[:-20])
     with pytest.raises(EOFError):
         count_lines(path)
+
+
+@pytest.mark.parametrize("data", [b"", b"a", b"a\n", b"\n\na\n\n\nb", b"x\ny\nz", b"\r\n\r\n"])
+@pytest.mark.parametrize("size", [1, 2, 7])
+def test_sync_counter_over_any_chunking_counts_the_same_lines(
+    tmp_path: Path, data: bytes, size: int
+) -> None:
+    counter = LineCounter()
+    for start in range(0, len(data), size):
+        counter.feed(data[start : start + size])
+    (tmp_path / "x.log").write_bytes(data)
+    assert counter.result() == count_lines(tmp_path / "x.log").lines

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from cdnlogs.errors import ManifestError, SchemaVersionError
-from cdnlogs.linecount import LineCount
 from cdnlogs.manifest import MANIFEST_NAME, SCHEMA_VERSION, Manifest, RunRecord, Status
 from cdnlogs.models import LogFile
 
@@ -215,14 +214,13 @@ def test_version_1_ledger_is_upgraded_in_place(state_dir: Path) -> None:
     conn = sqlite3.connect(state_dir / MANIFEST_NAME)
     with conn:
         conn.execute("ALTER TABLE files DROP COLUMN plain_lines")
-        conn.execute("ALTER TABLE files DROP COLUMN plain_empty_lines")
         conn.execute("UPDATE schema_version SET version = 1")
     conn.close()
 
     with Manifest.open(state_dir) as ledger:
         row = ledger.get(f.domain, f.name)
         assert row is not None and row.status is Status.DONE and row.sha256 == "ab"
-        assert row.line_count is None  # not counted before: the ingest counts it itself
+        assert row.plain_lines is None  # not counted before: the ingest counts it itself
         ledger.mark_done(
             f.domain,
             f.name,
@@ -230,13 +228,13 @@ def test_version_1_ledger_is_upgraded_in_place(state_dir: Path) -> None:
             plain_size=5,
             local_path="p",
             fmt="log",
-            lines=LineCount(7, 2),
+            lines=7,
         )
         row = ledger.get(f.domain, f.name)
-        assert row is not None and row.line_count == LineCount(7, 2)
+        assert row is not None and row.plain_lines == 7
         ledger.mark_pending(f.domain, f.name, "missing on disk")
         row = ledger.get(f.domain, f.name)
-        assert row is not None and row.line_count is None
+        assert row is not None and row.plain_lines is None
     conn = sqlite3.connect(state_dir / MANIFEST_NAME)
     versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
     conn.close()

@@ -330,7 +330,7 @@ class Ingester:
         domain: str,
         log_name: str,
         day: date,
-        lines: LineCount | None = None,
+        lines: int | None = None,
     ) -> FileIngest:
         """Parse ``source`` (a .log or .gz) into its partition file(s); replace earlier ones.
 
@@ -418,20 +418,23 @@ class Ingester:
         )
 
     def _fast_copy_counted(
-        self, source: Path, log_name: str, target: Path, tag: str, known: LineCount | None
+        self, source: Path, log_name: str, target: Path, tag: str, known: int | None
     ) -> tuple[int, dict[int, str | None]]:
         """The fast path, checked: every line of ``source`` must come out as a row or a reject.
 
-        ``known`` is the count sync took; without one, a second thread counts the lines while
-        DuckDB copies. If rows plus rejected lines fall short (DuckDB's parallel scanner can
-        drop a whole range without a word, see ``cdnlogs.linecount``), the copy runs again with
-        one scanner; if that falls short too, ``_LinesUnaccounted`` sends the file to the
-        reference parser.
+        ``known`` is the line count sync took; without one, a second thread counts the lines
+        while DuckDB copies. Each non-empty line gives at most one row or reject, so
+        ``rows + rejects == known`` proves nothing was lost; otherwise the file is counted here
+        (empty lines are skipped by the reader and account for a difference). If rows and
+        rejects still fall short (DuckDB's parallel scanner can drop a whole range without a
+        word, see ``cdnlogs.linecount``), the copy runs again with one scanner; if that falls
+        short too, ``_LinesUnaccounted`` sends the file to the reference parser.
         """
-        counting = None if known else self._counter.submit(count_lines, source)
+        counting = None if known is not None else self._counter.submit(count_lines, source)
         rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=True)
-        expected = _counted(counting) if counting else known
-        assert expected is not None  # one of the two is always set
+        if counting is None and rows + len(rejected) == known:
+            return rows, rejected
+        expected = _counted(counting or self._counter.submit(count_lines, source))
         if rows + len(rejected) == expected.nonempty:
             return rows, rejected
         log.warning(
@@ -767,7 +770,7 @@ def _ingest_record(ingester: Ingester, record: FileRecord, *, out_dir: Path) -> 
             domain=record.domain,
             log_name=record.log_name,
             day=partition_date(record.log_name, record.hour_start),
-            lines=record.line_count,
+            lines=record.plain_lines,
         )
     except (CdnLogsError, OSError, duckdb.Error) as exc:
         return str(exc)

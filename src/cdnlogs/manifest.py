@@ -24,14 +24,13 @@ from types import TracebackType
 from typing import Any
 
 from cdnlogs.errors import ManifestError, SchemaVersionError
-from cdnlogs.linecount import LineCount
 from cdnlogs.models import LogFile
 
 MANIFEST_NAME = "manifest.sqlite3"
 
 # Schema history (bump SCHEMA_VERSION and add an upgrade step in _configure for each change):
 #   1  files (incl. plain_checksum and the ingest columns), runs, schema_version.
-#   2  files.plain_lines, files.plain_empty_lines: the text's line count, taken by sync.
+#   2  files.plain_lines: the text's line count, taken by sync while inflating.
 SCHEMA_VERSION = 2
 
 #: ``PRAGMA application_id`` of a cdnlogs ledger ("cdnl"), so a foreign SQLite file is refused.
@@ -65,7 +64,6 @@ CREATE TABLE files (
     ingested_sha256  TEXT,
     ingested_at      TEXT,
     plain_lines      INTEGER,
-    plain_empty_lines INTEGER,
     PRIMARY KEY (domain, log_name)
 );
 CREATE INDEX files_by_hour ON files (domain, hour_start);
@@ -83,17 +81,13 @@ CREATE INDEX runs_by_domain ON runs (domain, finished_at);
 
 #: What each schema version adds to the one before (run by _upgrade, oldest first).
 _UPGRADES: dict[int, tuple[str, ...]] = {
-    2: (
-        "ALTER TABLE files ADD COLUMN plain_lines INTEGER",
-        "ALTER TABLE files ADD COLUMN plain_empty_lines INTEGER",
-    ),
+    2: ("ALTER TABLE files ADD COLUMN plain_lines INTEGER",),
 }
 
 _FILE_COLUMNS = (
     "domain, log_name, hour_start, hour_end, remote_size, status, attempts, last_error, sha256, "
     "plain_size, local_path, format, first_seen, updated_at, done_at, ingested_rows, "
-    "ingested_rejects, ingested_sha256, ingested_at, plain_checksum, plain_lines, "
-    "plain_empty_lines"
+    "ingested_rejects, ingested_sha256, ingested_at, plain_checksum, plain_lines"
 )
 _ORDER = "ORDER BY domain, hour_start, log_name"
 
@@ -137,16 +131,8 @@ class FileRecord:
     ingested_sha256: str | None
     ingested_at: datetime | None
     plain_checksum: str | None = None
-    #: Lines of the text, and how many of them are empty (None: not counted, e.g. adopted).
+    #: Lines of the text as sync counted them (None: not counted, e.g. an adopted file).
     plain_lines: int | None = None
-    plain_empty_lines: int | None = None
-
-    @property
-    def line_count(self) -> LineCount | None:
-        """The text's line count as sync took it, if it did."""
-        if self.plain_lines is None or self.plain_empty_lines is None:
-            return None
-        return LineCount(self.plain_lines, self.plain_empty_lines)
 
 
 @dataclass(frozen=True)
@@ -380,7 +366,7 @@ class Manifest:
         local_path: str,
         fmt: str,
         plain_checksum: str | None = None,
-        lines: LineCount | None = None,
+        lines: int | None = None,
     ) -> None:
         """Record a file written, verified, fsynced and renamed into place.
 
@@ -398,8 +384,7 @@ class Manifest:
                 domain,
                 log_name,
                 "status = 'done', sha256 = ?, plain_size = ?, plain_checksum = ?, local_path = ?,"
-                " format = ?, last_error = NULL, done_at = ?, updated_at = ?, plain_lines = ?,"
-                " plain_empty_lines = ?",
+                " format = ?, last_error = NULL, done_at = ?, updated_at = ?, plain_lines = ?",
                 (
                     sha256,
                     plain_size,
@@ -408,8 +393,7 @@ class Manifest:
                     fmt,
                     now,
                     now,
-                    lines.lines if lines else None,
-                    lines.empty if lines else None,
+                    lines,
                 ),
             )
 
@@ -453,7 +437,7 @@ class Manifest:
                 log_name,
                 "status = 'pending', last_error = ?, sha256 = NULL, plain_size = NULL,"
                 " plain_checksum = NULL, local_path = NULL, format = NULL, done_at = NULL,"
-                " plain_lines = NULL, plain_empty_lines = NULL, updated_at = ?",
+                " plain_lines = NULL, updated_at = ?",
                 (reason, self._now()),
             )
 
@@ -485,7 +469,7 @@ class Manifest:
                 " sha256 = excluded.sha256, plain_size = excluded.plain_size,"
                 " plain_checksum = excluded.plain_checksum, local_path = excluded.local_path,"
                 " format = excluded.format, last_error = NULL, done_at = excluded.done_at,"
-                " updated_at = excluded.updated_at, plain_lines = NULL, plain_empty_lines = NULL"
+                " updated_at = excluded.updated_at, plain_lines = NULL"
                 " WHERE files.status IN ('pending', 'failed')",
                 (
                     domain,
@@ -589,7 +573,6 @@ def _record(row: tuple[Any, ...]) -> FileRecord:
         ingested_at=_opt_time(row[18]),
         plain_checksum=row[19],
         plain_lines=row[20],
-        plain_empty_lines=row[21],
     )
 
 

@@ -57,7 +57,7 @@ from cdnlogs.errors import (
     TransferError,
     UrlExpiredError,
 )
-from cdnlogs.linecount import LineCount, LineCounter
+from cdnlogs.linecount import LineCounter
 from cdnlogs.redact import redact_url
 from cdnlogs.retry import RetryPolicy
 
@@ -157,7 +157,7 @@ class DownloadResult:
     plain_size: int = 0
     plain_checksum: str | None = None
     #: The text's lines (the ingest holds DuckDB's rows and rejects against them).
-    plain_lines: LineCount | None = None
+    plain_lines: int | None = None
     attempts: int = 0
     #: How many times a broken transfer was continued with ``Range`` / started over.
     resumes: int = 0
