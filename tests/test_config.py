@@ -125,6 +125,7 @@ def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
         ("concurency = 3\n", "unknown key 'concurency'"),
         ('concurrency = "many"\n', "key 'concurrency': expected a whole number"),
         ("concurrency = 0\n", "key 'concurrency': must be at least 1"),
+        ("ingest_jobs = 0\n", "key 'ingest_jobs': must be at least 1"),
         ('format = "zip"\n', "key 'format': must be one of log, gz"),
         ('log_scheme = "ftp"\n', "key 'log_scheme'"),
         ('endpoint = "cdn.aliyuncs.com"\n', "key 'endpoint': needs a scheme"),
@@ -141,6 +142,15 @@ def test_bad_file_names_file_and_key(tmp_path: Path, text: str, needle: str) -> 
         load_settings({}, env={}, config_path=path)
     assert str(path) in info.value.message
     assert needle in info.value.message
+
+
+def test_ingest_jobs_from_file_env_and_flag(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", "ingest_jobs = 3\n")
+    assert load_settings({}, env={}).ingest_jobs == 2
+    assert load_settings({}, env={}, config_path=path).ingest_jobs == 3
+    env = {"CDNLOGS_INGEST_JOBS": "1"}
+    assert load_settings({}, env=env, config_path=path).ingest_jobs == 1
+    assert load_settings({"ingest_jobs": 4}, env=env, config_path=path).ingest_jobs == 4
 
 
 def test_bad_env_value_names_the_variable() -> None:

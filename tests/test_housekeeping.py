@@ -265,6 +265,7 @@ def test_adopt_old_script_txt_files(ledger: Manifest, out: Path, tmp_path: Path)
     assert (row.hour_start, row.hour_end) == (f.start, f.end)
     assert row.local_path == relative_path(DEFAULT_LAYOUT, f, "log").as_posix()
     assert (out / row.local_path).read_text() == "text of hour 1\n"
+    assert row.plain_lines == 1  # counted like sync does, so ingest need not count it again
     assert (download / (f.name[:-3] + ".txt")).exists()  # copied, not moved
     # Sync would now list the same names and find nothing to fetch.
     ledger.record_listed([f])
@@ -295,6 +296,7 @@ def test_adopt_move_gz_domain_filter_and_bad_gzip(
     assert row is not None and row.format == "gz" and row.plain_size == 22
     plain = b"a\n" * 10 + b"b\n"
     assert row.plain_checksum == f"crc32:{zlib.crc32(plain):08x}"
+    assert row.plain_lines == 11  # across both gzip members
     assert verify_archive(ledger, out).problems == []
 
 

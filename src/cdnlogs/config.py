@@ -43,6 +43,8 @@ DEFAULT_ENDPOINT = "https://cdn.aliyuncs.com"
 DEFAULT_OUT_DIR = Path("./cdn-logs")
 DEFAULT_LOOKBACK = "72h"
 DEFAULT_CONCURRENCY = 8
+#: Files ingested at once: DuckDB reads a .gz on one thread, so two keep two cores busy.
+DEFAULT_INGEST_JOBS = 2
 DEFAULT_LAYOUT = "{domain}/{YYYY}/{MM}/{DD}/{stem}{ext}"
 DEFAULT_API_RATE = 50.0  # calls per second; the account quota is 100/s shared with other tools
 DEFAULT_CONFIG_PATH = Path("~/.config/cdnlogs/config.toml")
@@ -90,6 +92,8 @@ class Settings:
     dataset_keep: str | None = None
     anonymize_ip: bool = False
     drop_query: bool = False
+    #: Source files ``ingest`` (and ``sync --ingest``) loads at once.
+    ingest_jobs: int = DEFAULT_INGEST_JOBS
     api_rate: float = DEFAULT_API_RATE
     api_attempts: int = 6
     api_max_wait_seconds: float = 120.0
@@ -456,7 +460,7 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         error = UsageError if where.startswith("option --") else ConfigError
         raise error(f"{where}: {message}")
 
-    for name in ("concurrency", "api_attempts", "download_attempts"):
+    for name in ("concurrency", "api_attempts", "download_attempts", "ingest_jobs"):
         if getattr(settings, name) < 1:
             fail(name, f"must be at least 1, got {getattr(settings, name)}")
     if settings.api_rate < 0:

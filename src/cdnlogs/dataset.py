@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import duckdb
 
-from cdnlogs.config import Settings
+from cdnlogs.config import DEFAULT_INGEST_JOBS, Settings
 from cdnlogs.errors import CdnLogsError, ParseError
 from cdnlogs.fastpath import BAD_ROW_MARKER, fast_select, quote_sql, read_csv_sql
 from cdnlogs.linecount import LineCount, count_lines, open_source
@@ -94,9 +94,9 @@ DEFAULT_MEMORY_LIMIT = "768MB"
 #: (see Ingester._fast_copy_counted) of a 4 M-line file peaked at 850 MB RSS with 768 MB,
 #: 602 MB with 512 MB; the normal copy runs as fast with 512 MB (5.3 s per 2 M busy lines).
 INGEST_MEMORY_LIMIT = "512MB"
-#: Files ingested at once: DuckDB reads a .gz on one thread, so two keep both threads busy
-#: (4 files of 2 M lines: 17.3 s instead of 20.6 s on the 2-core bench machine).
-DEFAULT_JOBS = 2
+#: Files ingested at once (4 files of 2 M busy lines: 18.9 s instead of 21.9 s one at a time
+#: on the 2-core bench machine).
+DEFAULT_JOBS = DEFAULT_INGEST_JOBS
 #: Rows per Parquet row group (DuckDB's default is 122,880).
 DEFAULT_ROW_GROUP_SIZE = 122_880
 #: Lines read to tell a 12-field file from a 13-field one.
@@ -719,7 +719,9 @@ def ingest_archive(
 
     started = time.monotonic()
     opts = options or IngestOptions(
-        anonymize_ip=settings.anonymize_ip, drop_query=settings.drop_query
+        anonymize_ip=settings.anonymize_ip,
+        drop_query=settings.drop_query,
+        jobs=settings.ingest_jobs,
     )
     summary = IngestSummary()
     root = settings.dataset_dir

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cdnlogs.checksum import PlainChecksum, plain_checksum_file
 from cdnlogs.errors import CdnLogsError, UsageError
+from cdnlogs.linecount import LineCounter
 from cdnlogs.manifest import FileRecord, Manifest, Status
 from cdnlogs.storage import (
     HASH_CHUNK,
@@ -402,6 +403,7 @@ def adopt_files(
             sha256=sums.sha256,
             plain_size=sums.plain_size,
             plain_checksum=sums.plain_checksum,
+            lines=sums.plain_lines,
             local_path=adopted.local_path,
             fmt=fmt,
         )
@@ -427,6 +429,8 @@ class _Sums:
     sha256: str
     plain_size: int
     plain_checksum: str
+    #: Lines of the text, for the ingest's check (as sync records them).
+    plain_lines: int
 
 
 @dataclass(frozen=True)
@@ -534,11 +538,22 @@ def _copy_durably(src: Path, dest: Path) -> None:
 
 
 def _checksums(path: Path, fmt: str) -> _Sums:
-    """sha256 of the file and the checksum of its plain text; a gzip file must decode fully."""
+    """sha256 of the file, and the size, checksum and lines of its text, in one read.
+
+    A gzip file must decode fully.
+    """
     if fmt != "gz":
         # No gzip bytes survive for a plain file: its own sha256 stands in for the download's.
-        return _Sums(sha256_file(path), path.stat().st_size, plain_checksum_file(path))
-    raw, plain = hashlib.sha256(), PlainChecksum()
+        digest, checksum, lines = hashlib.sha256(), PlainChecksum(), LineCounter()
+        size = 0
+        with open(path, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+                checksum.update(chunk)
+                lines.feed(chunk)
+                size += len(chunk)
+        return _Sums(digest.hexdigest(), size, checksum.hexdigest(), lines.result())
+    raw, plain, lines = hashlib.sha256(), PlainChecksum(), LineCounter()
     size = members = 0
     in_member = False
     decoder = zlib.decompressobj(wbits=31)
@@ -554,6 +569,7 @@ def _checksums(path: Path, fmt: str) -> _Sums:
                 except zlib.error as exc:
                     raise _Skip(f"not a valid gzip file: {exc}") from None
                 plain.update(out)
+                lines.feed(out)
                 size += len(out)
                 data = b""
                 if decoder.eof:
@@ -563,4 +579,4 @@ def _checksums(path: Path, fmt: str) -> _Sums:
                     decoder = zlib.decompressobj(wbits=31)
     if in_member or members == 0:
         raise _Skip("truncated or empty gzip file")
-    return _Sums(raw.hexdigest(), size, plain.hexdigest())
+    return _Sums(raw.hexdigest(), size, plain.hexdigest(), lines.result())

@@ -453,6 +453,7 @@ class Manifest:
         local_path: str,
         fmt: str,
         plain_checksum: str | None = None,
+        lines: int | None = None,
     ) -> bool:
         """Record a file found on disk as done; False if the ledger already knew it.
 
@@ -463,13 +464,13 @@ class Manifest:
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO files (domain, log_name, hour_start, hour_end, status, sha256,"
-                " plain_size, plain_checksum, local_path, format, first_seen, updated_at, done_at)"
-                " VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?)"
+                " plain_size, plain_checksum, local_path, format, first_seen, updated_at, done_at,"
+                " plain_lines) VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (domain, log_name) DO UPDATE SET status = 'done',"
                 " sha256 = excluded.sha256, plain_size = excluded.plain_size,"
                 " plain_checksum = excluded.plain_checksum, local_path = excluded.local_path,"
                 " format = excluded.format, last_error = NULL, done_at = excluded.done_at,"
-                " updated_at = excluded.updated_at, plain_lines = NULL"
+                " updated_at = excluded.updated_at, plain_lines = excluded.plain_lines"
                 " WHERE files.status IN ('pending', 'failed')",
                 (
                     domain,
@@ -484,6 +485,7 @@ class Manifest:
                     now,
                     now,
                     now,
+                    lines,
                 ),
             )
             return cursor.rowcount == 1

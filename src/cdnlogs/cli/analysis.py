@@ -24,7 +24,6 @@ from cdnlogs.cli.options import (
 )
 from cdnlogs.dataset import (
     DEFAULT_JOBS,
-    IngestOptions,
     IngestSummary,
     connect,
     ingest_archive,
@@ -67,9 +66,9 @@ def dataset_option(func: Any) -> Any:
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
-    default=DEFAULT_JOBS,
-    show_default=True,
-    help="Source files ingested at once (they share DuckDB's threads and memory limit).",
+    default=None,
+    help="Source files ingested at once (they share DuckDB's threads and memory limit). "
+    f"Default {DEFAULT_JOBS}. [env: CDNLOGS_INGEST_JOBS]",
 )
 @config_option
 @json_option
@@ -81,7 +80,7 @@ def ingest_command(
     anonymize_ip: bool | None,
     drop_query: bool | None,
     keep: str | None,
-    jobs: int,
+    jobs: int | None,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -98,14 +97,12 @@ def ingest_command(
         anonymize_ip=anonymize_ip or None,
         drop_query=drop_query or None,
         dataset_keep=keep,
+        ingest_jobs=jobs,
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
     with ArchiveLock(settings.state_dir, purpose="ingest"):
-        options = IngestOptions(
-            anonymize_ip=settings.anonymize_ip, drop_query=settings.drop_query, jobs=jobs
-        )
-        summary = ingest_archive(settings, now=datetime.now(UTC), options=options)
+        summary = ingest_archive(settings, now=datetime.now(UTC))
     _report_ingest(app, summary, as_json=as_json)
     if summary.failed:
         sys.exit(ExitStatus.PARTIAL)
