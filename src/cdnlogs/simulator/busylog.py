@@ -25,7 +25,14 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
-from cdnlogs.simulator.loggen import _MINSEC, _MONTHS, _ODD_AGENTS, _ODD_REFERERS, _POOLS
+from cdnlogs.simulator.loggen import (
+    _MINSEC,
+    _MONTHS,
+    _POOLS,
+    format_line,
+    response_bytes,
+    timing_and_odd_fields,
+)
 
 _TZ8 = timezone(timedelta(hours=8))
 _WORDS = (
@@ -194,14 +201,7 @@ def generate_busy_lines(
         status = statuses[int(r() * size)]
         proto = protocols[int(r() * size)]
         scheme = "http" if proto == "http" else "https"
-        if status == 200:
-            sent = full
-        elif status == 206:
-            sent = int(full * r()) + 1
-        elif status == 304:
-            sent = 0
-        else:
-            sent = 150 + int(r() * 400)
+        sent = response_bytes(status, full, r)
         q = r()
         if q < 0.12:
             query = f"?auth_key={1709251200 + second}-{bits(32):x}-0-{bits(128):032x}"
@@ -211,23 +211,22 @@ def generate_busy_lines(
             query = f"?v={bits(16):x}&from={_WORDS[int(r() * len(_WORDS))]}"
         else:
             query = ""
-        agent = agents[int(r() * r() * nagents)]
-        referer = refs[int(r() * nrefs)]
-        rt: int | str = 1 + int(r() * r() * 3000)
-        req: int | str = 120 + int(r() * 900)
-        odd = r()
-        if odd < 0.005:
-            if odd < 0.0025:
-                agent = _ODD_AGENTS[int(r() * len(_ODD_AGENTS))]
-            else:
-                referer = _ODD_REFERERS[int(r() * len(_ODD_REFERERS))]
-        elif odd < 0.0058:
-            rt = "-"
-            if odd < 0.0054:
-                req = "-"
-        yield (
-            f"{prefix}{_MINSEC[second]} +0800] {clients[int(r() * r() * nclients)]} "
-            f'{proxies[int(r() * size)]} {rt} "{referer}" '
-            f'"{methods[int(r() * size)]} {scheme}://{domain}{path}{query}" '
-            f'{status} {req} {sent} {cache[int(r() * size)]} "{agent}" "{ctype}" {proto}'
+        rt, req, agent, referer = timing_and_odd_fields(
+            r, agents[int(r() * r() * nagents)], refs[int(r() * nrefs)]
+        )
+        yield format_line(
+            f"{prefix}{_MINSEC[second]}",
+            clients[int(r() * r() * nclients)],
+            proxies[int(r() * size)],
+            rt,
+            referer,
+            methods[int(r() * size)],
+            f"{scheme}://{domain}{path}{query}",
+            status,
+            req,
+            sent,
+            cache[int(r() * size)],
+            agent,
+            ctype,
+            proto,
         )

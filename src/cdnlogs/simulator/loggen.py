@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gzip
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -213,35 +213,83 @@ def generate_lines(domain: str, hour_start_utc: datetime, count: int, seed: int)
         status = statuses[int(r() * size)]
         proto = protocols[int(r() * size)]
         scheme = "http" if proto == "http" else "https"
-        if status == 200:
-            sent = full
-        elif status == 206:
-            sent = int(full * r()) + 1
-        elif status == 304:
-            sent = 0
-        else:
-            sent = 150 + int(r() * 400)
-        agent = agents[int(r() * size)]
-        referer = referers[int(r() * size)]
-        rt: int | str = 1 + int(r() * r() * 3000)
-        req: int | str = 120 + int(r() * 900)
-        odd = r()
-        if odd < 0.005:
-            # Real logs carry unescaped quotes here; parsers must not choke on them.
-            if odd < 0.0025:
-                agent = _ODD_AGENTS[int(r() * len(_ODD_AGENTS))]
-            else:
-                referer = _ODD_REFERERS[int(r() * len(_ODD_REFERERS))]
-        elif odd < 0.0058:
-            rt = "-"
-            if odd < 0.0054:
-                req = "-"
-        yield (
-            f"{prefix}{minsec[second]} +0800] {clients[int(r() * size)]} "
-            f'{proxies[int(r() * size)]} {rt} "{referer}" '
-            f'"{methods[int(r() * size)]} {scheme}://{domain}{path}{queries[int(r() * size)]}" '
-            f'{status} {req} {sent} {cache[int(r() * size)]} "{agent}" "{ctype}" {proto}'
+        sent = response_bytes(status, full, r)
+        rt, req, agent, referer = timing_and_odd_fields(
+            r, agents[int(r() * size)], referers[int(r() * size)]
         )
+        yield format_line(
+            f"{prefix}{minsec[second]}",
+            clients[int(r() * size)],
+            proxies[int(r() * size)],
+            rt,
+            referer,
+            methods[int(r() * size)],
+            f"{scheme}://{domain}{path}{queries[int(r() * size)]}",
+            status,
+            req,
+            sent,
+            cache[int(r() * size)],
+            agent,
+            ctype,
+            proto,
+        )
+
+
+def response_bytes(status: object, full: int, r: Callable[[], float]) -> int:
+    """Bytes sent for a response of ``status`` to a ``full``-byte object (a draw for 206/errors)."""
+    if status == 200:
+        return full
+    if status == 206:
+        return int(full * r()) + 1
+    if status == 304:
+        return 0
+    return 150 + int(r() * 400)
+
+
+def timing_and_odd_fields(
+    r: Callable[[], float], agent: object, referer: object
+) -> tuple[int | str, int | str, object, object]:
+    """Draw (response time, request bytes) and make ~0.5% of lines odd, as real logs are.
+
+    Returns ``(response_time, request_bytes, agent, referer)``: an odd line carries an unescaped
+    quote in its User-Agent or Referer (parsers must not choke on them), or ``-`` in a number.
+    """
+    rt: int | str = 1 + int(r() * r() * 3000)
+    req: int | str = 120 + int(r() * 900)
+    odd = r()
+    if odd < 0.005:
+        if odd < 0.0025:
+            agent = _ODD_AGENTS[int(r() * len(_ODD_AGENTS))]
+        else:
+            referer = _ODD_REFERERS[int(r() * len(_ODD_REFERERS))]
+    elif odd < 0.0058:
+        rt = "-"
+        if odd < 0.0054:
+            req = "-"
+    return rt, req, agent, referer
+
+
+def format_line(
+    time: str,
+    client: object,
+    proxy: object,
+    rt: int | str,
+    referer: object,
+    method: object,
+    url: str,
+    status: object,
+    req: int | str,
+    sent: int,
+    cache: object,
+    agent: object,
+    ctype: str,
+    proto: object,
+) -> str:
+    """One line in the provider's 13-field format; ``time`` is ``[d/Mon/yyyy:HH:MM:SS``."""
+    return (
+        f'{time} +0800] {client} {proxy} {rt} "{referer}" "{method} {url}" '
+        f'{status} {req} {sent} {cache} "{agent}" "{ctype}" {proto}'
+    )
 
 
 def gzip_lines(lines: Iterable[str], *, level: int = 6) -> bytes:
