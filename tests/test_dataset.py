@@ -240,6 +240,32 @@ def test_no_line_is_lost_when_a_scanner_range_starts_inside_a_quoted_line(tmp_pa
     assert scanner.fetchone() == (2,)
 
 
+def test_a_shortfall_is_read_again_on_one_scanner_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simulate DuckDB losing rows in its parallel copy: the one-scanner copy replaces it."""
+    settings = Settings(out_dir=tmp_path / "out")
+    lines = _mixed_lines(400)
+    name = _add_file(settings.out_dir, DOMAIN, HOUR, lines, fmt="gz")
+    real = dataset.Ingester._fast_copy_once
+    calls: list[bool] = []
+
+    def lossy(
+        self: Ingester, source: Path, log_name: str, target: Path, tag: str, *, parallel: bool
+    ) -> tuple[int, dict[int, str | None]]:
+        calls.append(parallel)
+        rows, rejected = real(self, source, log_name, target, tag, parallel=parallel)
+        return (rows - 7 if parallel else rows), rejected
+
+    monkeypatch.setattr(dataset.Ingester, "_fast_copy_once", lossy)
+    summary = ingest_archive(settings, now=NOW)
+    assert calls == [True, False]
+    assert (summary.files, summary.recopied_files, summary.slow_files) == (1, 1, 0)
+    expected, bad = _reference(lines, name)
+    assert (summary.rows, summary.rejects) == (len(expected), len(bad))
+    assert sorted(_rows(connect(settings.dataset_dir)), key=_sort_key) == expected
+
+
 def test_rows_that_do_not_add_up_send_the_file_to_the_reference_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

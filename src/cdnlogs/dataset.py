@@ -147,6 +147,9 @@ class FileIngest:
     #: True when the whole file went through the reference parser.
     slow_path: bool
     seconds: float
+    #: True when rows and rejects fell short of the file's lines and it was copied again on one
+    #: scanner (see ``Ingester._fast_copy_counted``).
+    recopied: bool = False
 
 
 @dataclass
@@ -158,6 +161,7 @@ class IngestSummary:
     rejects: int = 0
     reparsed: int = 0
     slow_files: int = 0
+    recopied_files: int = 0
     seconds: float = 0.0
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     removed_partitions: list[str] = field(default_factory=list)
@@ -366,13 +370,15 @@ class Ingester:
         main_tmp = part / f".{final.name}.{tag}.tmp"
         extra_tmp = part / f".{extra.name}.{tag}.tmp"
         rejects: list[tuple[str, int, str, str]] = []
-        slow = False
+        slow = recopied = False
         reparsed = 0
         extra_rows = 0
         rejected: dict[int, str | None] = {}
         try:
             try:
-                rows, rejected = self._fast_copy_counted(source, log_name, main_tmp, tag, lines)
+                rows, rejected, recopied = self._fast_copy_counted(
+                    source, log_name, main_tmp, tag, lines
+                )
             except duckdb.Error as exc:
                 reason = "a row failed validation" if BAD_ROW_MARKER in str(exc) else str(exc)
                 log.info("%s: reading with the reference parser (%s)", log_name, reason)
@@ -419,13 +425,16 @@ class Ingester:
             rejects=len(rejects),
             reparsed=reparsed,
             slow_path=slow,
+            recopied=recopied,
             seconds=time.monotonic() - started,
         )
 
     def _fast_copy_counted(
         self, source: Path, log_name: str, target: Path, tag: str, known: int | None
-    ) -> tuple[int, dict[int, str | None]]:
+    ) -> tuple[int, dict[int, str | None], bool]:
         """The fast path, checked: every line of ``source`` must come out as a row or a reject.
+
+        Returns the rows, the rejected lines, and whether the one-scanner copy was needed.
 
         ``known`` is the line count sync took; without one, a second thread counts the lines
         while DuckDB copies. Each non-empty line gives at most one row or reject, so
@@ -438,10 +447,10 @@ class Ingester:
         counting = None if known is not None else self._counter.submit(count_lines, source)
         rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=True)
         if counting is None and rows + len(rejected) == known:
-            return rows, rejected
+            return rows, rejected, False
         expected = _counted(counting or self._counter.submit(count_lines, source))
         if rows + len(rejected) == expected.nonempty:
-            return rows, rejected
+            return rows, rejected, False
         log.warning(
             "%s: the CSV reader accounted for %d of %d lines; reading it again on one thread",
             log_name,
@@ -450,7 +459,7 @@ class Ingester:
         )
         rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=False)
         if rows + len(rejected) == expected.nonempty:
-            return rows, rejected
+            return rows, rejected, True
         raise _LinesUnaccounted(_shortfall(rows + len(rejected), expected))
 
     def _fast_copy_once(
@@ -760,6 +769,7 @@ def ingest_archive(
                     summary.rejects += result.rejects
                     summary.reparsed += result.reparsed
                     summary.slow_files += int(result.slow_path)
+                    summary.recopied_files += int(result.recopied)
     if keep is not None:
         removed = prune_dataset(root, keep=keep, now=now)
         summary.removed_partitions = [str(p.relative_to(root)) for p in removed]

@@ -122,6 +122,12 @@ def _report_ingest(app: AppContext, summary: IngestSummary, *, as_json: bool) ->
         click.echo(
             f"{summary.reparsed:,} line(s) were re-read by the reference parser.", file=app.stdout
         )
+    if summary.recopied_files:
+        click.echo(
+            f"{summary.recopied_files} file(s) were read again on one scanner: DuckDB's parallel "
+            "CSV reader missed lines in them (all are in the dataset now).",
+            file=app.stdout,
+        )
     for part in summary.removed_partitions:
         click.echo(f"Removed {part} (older than --keep).", file=app.stdout)
     for domain, log_name, error in summary.failed:
