@@ -205,3 +205,76 @@ def test_export_window_must_not_be_empty(archive: tuple[Path, list[str]]) -> Non
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0 and len(result.output) > 200
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three hourly files of 400,000 lines each: long enough to interrupt mid-way."""
+    out = tmp_path_factory.mktemp("big") / "out"
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        for hour in range(3):
+            start = HOUR + timedelta(hours=hour)
+            local = start + timedelta(hours=8)
+            name = f"{DOMAIN}_{local:%Y_%m_%d_%H}0000_{local + timedelta(hours=1):%H}0000.gz"
+            rel = f"{DOMAIN}/2024/03/01/{name.removesuffix('.gz')}.log"
+            path = out / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(generate_lines(DOMAIN, start, 400_000, hour)) + "\n")
+            log_file = LogFile(
+                DOMAIN, name, "http://x/" + name, 1, start, start + timedelta(hours=1)
+            )
+            manifest.record_listed([log_file])
+            manifest.mark_done(
+                DOMAIN, name, sha256=name, plain_size=path.stat().st_size, local_path=rel, fmt="log"
+            )
+    return out
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_ingest_at_once_and_leaves_nothing_half_done(
+    big_archive: Path, tmp_path: Path, jobs: str
+) -> None:
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    shutil.copytree(big_archive, out)
+    dataset = out / ".cdnlogs" / "dataset"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cdnlogs", "ingest", "--out", str(out), "--jobs", jobs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell may start background jobs with SIGINT ignored; a terminal would not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while not [p for p in dataset.rglob(".*.tmp") if p.is_file()]:  # a Parquet file is written
+        assert process.poll() is None, "ingest ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert time.monotonic() - sent < 5  # it stops; it does not finish the files first
+    assert "Error" not in err
+    assert [p.name for p in dataset.rglob("*.tmp") if p.is_file()] == []
+    assert list((dataset / ".tmp").iterdir()) == []  # every ingester removed its scratch
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        recorded = {r.log_name for r in manifest.records() if r.ingested_rows is not None}
+    written = {
+        p.name for p in dataset.rglob("*.parquet") if not p.name.endswith(".reparsed.parquet")
+    }
+    # Only whole files: each one recorded is in the dataset (one not yet recorded may be, and
+    # the next run replaces it).
+    assert {n.removesuffix(".gz") + ".parquet" for n in recorded} <= written
+    assert len(recorded) < 3
+
+    code, _, _ = _invoke(["ingest", "--out", str(out), "--json"])
+    assert code == 0
+    total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{dataset}/**/*.parquet')").fetchall()
+    assert total == [(1_200_000,)]

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 import zlib
@@ -40,7 +41,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import duckdb
 
 from cdnlogs.config import DEFAULT_INGEST_JOBS, Settings
-from cdnlogs.errors import CdnLogsError, ParseError
+from cdnlogs.errors import CdnLogsError, ParseError, is_interrupt
 from cdnlogs.fastpath import BAD_ROW_MARKER, fast_select, quote_sql, read_csv_sql
 from cdnlogs.linecount import LineCount, count_lines, open_source
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
@@ -99,6 +100,8 @@ INGEST_MEMORY_LIMIT = "512MB"
 DEFAULT_JOBS = DEFAULT_INGEST_JOBS
 #: Rows per Parquet row group (DuckDB's default is 122,880).
 DEFAULT_ROW_GROUP_SIZE = 122_880
+#: How often (in lines) the reference parser checks whether it was asked to stop.
+_STOP_CHECK_LINES = 10_000
 #: Lines read to tell a 12-field file from a 13-field one.
 SNIFF_LINES = 200
 
@@ -311,13 +314,19 @@ class Ingester:
         self.con.execute("SET TimeZone = 'UTC'")
         # Counts a source's lines while DuckDB copies it (see _fast_copy_counted).
         self._counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdnlogs-count")
+        self._stopping = threading.Event()
 
     def worker(self) -> Ingester:
         """A second ingester on this one's database (for another thread)."""
         return Ingester(self.root, self.options, share=self)
 
     def interrupt(self) -> None:
-        """Abort the statement running on this connection (from another thread)."""
+        """Stop the file in progress, from another thread (Ctrl-C while ``--jobs`` > 1).
+
+        Aborts the running DuckDB statement, and makes the reference parser stop within
+        ``_STOP_CHECK_LINES`` lines; the file's temporary outputs are removed as on any error.
+        """
+        self._stopping.set()
         self.con.interrupt()
 
     def close(self) -> None:
@@ -379,6 +388,9 @@ class Ingester:
                 rows, rejected, recopied = self._fast_copy_counted(
                     source, log_name, main_tmp, tag, lines
                 )
+            except duckdb.InterruptException:
+                # Ctrl-C (or interrupt()) stopped the copy: not a reason to read the file slowly.
+                raise KeyboardInterrupt from None
             except duckdb.Error as exc:
                 reason = "a row failed validation" if BAD_ROW_MARKER in str(exc) else str(exc)
                 log.info("%s: reading with the reference parser (%s)", log_name, reason)
@@ -585,6 +597,8 @@ class Ingester:
         rows = 0
         with fallback.open("w", encoding="utf-8") as out:
             for number, text in numbered:
+                if number % _STOP_CHECK_LINES == 0 and self._stopping.is_set():
+                    raise KeyboardInterrupt  # interrupt() from another thread: stop here
                 try:
                     record = parse_line(text)
                 except ParseError as exc:
@@ -789,6 +803,10 @@ def _ingest_record(ingester: Ingester, record: FileRecord, *, out_dir: Path) -> 
             day=partition_date(record.log_name, record.hour_start),
             lines=record.plain_lines,
         )
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from None  # Ctrl-C is not a file that failed
+        raise
     except (CdnLogsError, OSError, duckdb.Error) as exc:
         return str(exc)
 

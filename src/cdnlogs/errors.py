@@ -171,3 +171,16 @@ class LockedError(ManifestError):
 
 class ParseError(CdnLogsError):
     """A log line or file cannot be parsed."""
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """True for DuckDB's ways of saying a statement was interrupted (Ctrl-C, ``interrupt()``).
+
+    A statement interrupted from another thread raises ``duckdb.InterruptException``; Ctrl-C in
+    the thread running it surfaces as ``RuntimeError("Query interrupted")`` (duckdb 2.0.1).
+    Checked by name so this leaf module does not import duckdb.
+    """
+    kind = type(exc)
+    if kind.__name__ == "InterruptException" and kind.__module__.lstrip("_").startswith("duckdb"):
+        return True
+    return isinstance(exc, RuntimeError) and "query interrupted" in str(exc).lower()

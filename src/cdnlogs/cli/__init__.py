@@ -17,7 +17,7 @@ import click
 
 from cdnlogs.__about__ import __version__
 from cdnlogs.cli.context import AppContext
-from cdnlogs.errors import CdnLogsError, ExitStatus
+from cdnlogs.errors import CdnLogsError, ExitStatus, is_interrupt
 from cdnlogs.redact import RedactingFilter, redact_text
 
 #: Every command and the module under ``cdnlogs.cli`` that defines it.
@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"hint: {redact_text(exc.hint)}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
+        if is_interrupt(exc):  # Ctrl-C while DuckDB ran a statement
+            click.echo("", err=True)
+            sys.exit(ExitStatus.INTERRUPTED)
         if debug:
             raise
         click.echo(
