@@ -95,7 +95,7 @@ DEFAULT_MEMORY_LIMIT = "768MB"
 #: (see Ingester._fast_copy_counted) of a 4 M-line file peaked at 850 MB RSS with 768 MB,
 #: 602 MB with 512 MB; the normal copy runs as fast with 512 MB (5.3 s per 2 M busy lines).
 INGEST_MEMORY_LIMIT = "512MB"
-#: Files ingested at once (4 files of 2 M busy lines: 18.9 s instead of 21.9 s one at a time
+#: Files ingested at once (4 files of 2 M busy lines: 17.5 s instead of 21.0 s one at a time
 #: on the 2-core bench machine).
 DEFAULT_JOBS = DEFAULT_INGEST_JOBS
 #: Rows per Parquet row group (DuckDB's default is 122,880).
