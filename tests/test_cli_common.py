@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import click
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -99,6 +100,10 @@ CASES: list[tuple[BaseException | None, ExitStatus, str]] = [
     (errors.ApiThrottledError("slow", code="Throttling.User"), ExitStatus.API, "Throttling"),
     (errors.PartialSyncError("2 files failed"), ExitStatus.PARTIAL, "2 files failed"),
     (KeyboardInterrupt(), ExitStatus.INTERRUPTED, ""),
+    # Ctrl-C while DuckDB runs a statement: how duckdb reports it, in its thread or another
+    (RuntimeError("Query interrupted"), ExitStatus.INTERRUPTED, ""),
+    (duckdb.InterruptException("INTERRUPT Error: Interrupted!"), ExitStatus.INTERRUPTED, ""),
+    (RuntimeError("interrupted by a bug"), ExitStatus.ERROR, "unexpected RuntimeError"),
 ]
 
 
