@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -700,3 +701,21 @@ def test_parallel_ingest_writes_what_one_file_at_a_time_writes(tmp_path: Path) -
             )
     assert len(_counts(many)) == len(names)
     assert not any((many.dataset_dir / ".tmp").iterdir())  # every worker removed its scratch
+
+
+def test_an_interrupted_ingester_stops_the_reference_parser_within_a_bound(tmp_path: Path) -> None:
+    """interrupt() from another thread reaches a parse in progress, also over sparse line numbers
+    (the re-parsed lines of a file are a scattered few)."""
+    line = next(generate_lines(DOMAIN, HOUR, 1, 1))
+    fed: list[int] = []
+
+    def sparse() -> Iterator[tuple[int, str]]:
+        for i in range(50_000):
+            fed.append(i)
+            yield 7 * i + 3, line  # first a multiple of 10,000 at i = 8,571
+
+    with Ingester(tmp_path / "ds") as ingester:
+        ingester.interrupt()
+        with pytest.raises(KeyboardInterrupt):
+            ingester._parse_into(sparse(), NAME, tmp_path / "out.jsonl", [])
+    assert len(fed) == dataset._STOP_CHECK_LINES

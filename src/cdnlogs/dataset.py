@@ -596,8 +596,10 @@ class Ingester:
         """
         rows = 0
         with fallback.open("w", encoding="utf-8") as out:
-            for number, text in numbered:
-                if number % _STOP_CHECK_LINES == 0 and self._stopping.is_set():
+            # Counted here, not by line number: re-parsed lines are sparse (a multiple of
+            # _STOP_CHECK_LINES may never come up), and blank lines leave gaps.
+            for seen, (number, text) in enumerate(numbered, start=1):
+                if seen % _STOP_CHECK_LINES == 0 and self._stopping.is_set():
                     raise KeyboardInterrupt  # interrupt() from another thread: stop here
                 try:
                     record = parse_line(text)
