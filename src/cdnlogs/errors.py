@@ -40,6 +40,7 @@ class ExitStatus(IntEnum):
     API = 4
     PARTIAL = 5
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class CdnLogsError(Exception):

@@ -19,6 +19,7 @@ from cdnlogs.__about__ import __version__
 from cdnlogs.cli.context import AppContext
 from cdnlogs.errors import CdnLogsError, ExitStatus, is_interrupt
 from cdnlogs.redact import RedactingFilter, redact_text
+from cdnlogs.signals import Terminated, sigterm_as_interrupt
 
 #: Every command and the module under ``cdnlogs.cli`` that defines it.
 COMMAND_MODULES: dict[str, str] = {
@@ -78,13 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         # With standalone_mode=False click returns (not raises) the code of ctx.exit(n).
-        status = cli.main(args=argv, prog_name="cdnlogs", standalone_mode=False)
-    except click.exceptions.Abort:
+        with sigterm_as_interrupt():
+            status = cli.main(args=argv, prog_name="cdnlogs", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click turns a KeyboardInterrupt (and so a SIGTERM's Terminated) into Abort.
         click.echo("", err=True)
-        sys.exit(ExitStatus.INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("", err=True)
-        sys.exit(ExitStatus.INTERRUPTED)
+        terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
+        sys.exit(ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(ExitStatus.USAGE if exc.exit_code == 2 else exc.exit_code)

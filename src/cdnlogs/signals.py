@@ -1,0 +1,43 @@
+"""SIGTERM handled like Ctrl-C, so systemd, Kubernetes and ``timeout`` stop a run cleanly.
+
+Every clean-up path in cdnlogs (in-flight ``.part`` files removed, the ledger left consistent,
+the lock released, no half-written Parquet file) already runs on ``KeyboardInterrupt``.
+:class:`Terminated` is a ``KeyboardInterrupt``, so a SIGTERM takes exactly those paths; only
+the exit status differs (143, the shell's 128 + 15, instead of 130).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by SIGTERM."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"signal {signum}")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread.
+
+    Outside the main thread (a library caller's worker) signals cannot be handled and this does
+    nothing. The previous handler is restored on the way out.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["Terminated", "sigterm_as_interrupt"]
