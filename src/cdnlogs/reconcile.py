@@ -321,12 +321,12 @@ def _judge_days(hours: Sequence[HourResult], opts: ReconcileOptions) -> list[Day
 def settled_window(
     start: datetime, end: datetime, *, now: datetime, settle: timedelta
 ) -> tuple[datetime, datetime]:
-    """``[start, end)`` moved to whole UTC hours, ending no later than ``now - settle``.
+    """The whole UTC hours that overlap ``[start, end)``, ending no later than ``now - settle``.
 
     Hours younger than ``settle`` are left out: the provider's hourly data arrives after about
     4 hours and offline log files can be up to 24 hours late.
     """
-    first = _ceil_hour(start.astimezone(UTC))
+    first = _floor_hour(start.astimezone(UTC))
     last = min(_floor_hour(end.astimezone(UTC)), _floor_hour((now - settle).astimezone(UTC)))
     return first, last
 
@@ -343,11 +343,6 @@ def hours_of(start: datetime, end: datetime) -> list[datetime]:
 
 def _floor_hour(value: datetime) -> datetime:
     return value.replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil_hour(value: datetime) -> datetime:
-    floor = _floor_hour(value)
-    return floor if floor == value else floor + timedelta(hours=1)
 
 
 def _num(value: int | None) -> float | None:
