@@ -129,7 +129,10 @@ def classify(
         return _Transient(message, code, request_id, status)
     hint = next((h for prefix, h in _HINTS.items() if code and code.startswith(prefix)), None)
     if hint is not None and product is not CDN:
+        # `cdnlogs domains` lists CDN domains only; the RAM actions are the product's own.
         hint = hint.replace(CDN.ram_actions, product.ram_actions).replace("CDN", product.title)
+        if "cdnlogs domains" in hint:
+            hint = f"check the domain name in the {product.title} console"
     kwargs: dict[str, Any] = {"code": code, "request_id": request_id, "status": status}
     if code and code.startswith(_AUTH_PREFIXES):
         return ApiAuthError(message, hint=hint, **kwargs)
