@@ -283,7 +283,7 @@ def test_a_refused_monitoring_call_names_the_code_and_request_id(
     assert out == ""
     (line, hint) = err.strip().splitlines()
     assert line.startswith("Error: Forbidden.RAM: ") and "(RequestId " in line
-    assert hint.startswith("hint: ") and "cdn:" in hint
+    assert hint == "hint: the RAM user needs cdn:DescribeDomainTrafficData"
 
 
 def test_a_window_with_no_settled_hour_is_a_usage_error(

@@ -1,6 +1,7 @@
 """Alibaba Cloud CDN, DCDN and VOD over the official SDKs: listings, monitoring, retries, errors.
 
-Calls go through the generic ``alibabacloud_tea_openapi`` client's ``call_api`` so we get the raw
+Calls go through ``call_api`` of the product's SDK client (a subclass of the generic
+``alibabacloud_tea_openapi`` client, carrying the product's endpoint rules) so we get the raw
 JSON body and can read both the 2018-05-10 and the legacy 2014-11-11 shapes
 (:mod:`cdnlogs.providers.aliyun_shapes`). The SDK's own retries stay off: one retry loop here,
 with :class:`cdnlogs.retry.RetryPolicy` (exponential backoff, full jitter, bounded in attempts
@@ -122,17 +123,23 @@ def classify(
     request_id: str | None = None,
     status: int | None = None,
     product: Product = CDN,
+    action: str | None = None,
 ) -> ApiError | _Transient:
-    """Map a provider error to the exception to raise (or a _Transient to retry)."""
+    """Map a provider error to the exception to raise (or a _Transient to retry).
+
+    ``action`` (the call that failed) makes a permission hint name the RAM action it needs.
+    """
     code = code or None
     if code and (code.startswith("Throttling") or code in _TRANSIENT_CODES):
         return _Transient(message, code, request_id, status)
     hint = next((h for prefix, h in _HINTS.items() if code and code.startswith(prefix)), None)
     if hint is not None and product is not CDN:
-        # `cdnlogs domains` lists CDN domains only; the RAM actions are the product's own.
-        hint = hint.replace(CDN.ram_actions, product.ram_actions).replace("CDN", product.title)
+        # `cdnlogs domains` lists CDN domains only.
+        hint = hint.replace("CDN", product.title)
         if "cdnlogs domains" in hint:
             hint = f"check the domain name in the {product.title} console"
+    if action and code and code.startswith(("Forbidden", "NoPermission")):
+        hint = f"the RAM user needs {product.name}:{action}"
     kwargs: dict[str, Any] = {"code": code, "request_id": request_id, "status": status}
     if code and code.startswith(_AUTH_PREFIXES):
         return ApiAuthError(message, hint=hint, **kwargs)
@@ -386,7 +393,7 @@ class AliyunCdnProvider:
         try:
             response = self._client.call_api(api_params, request, RuntimeOptions())
         except Exception as exc:
-            raise self._translate(exc) from None
+            raise self._translate(exc, action) from None
         body = response.get("body") if isinstance(response, dict) else None
         if not isinstance(body, dict):
             raise _Transient(
@@ -402,6 +409,7 @@ class AliyunCdnProvider:
                 request_id=request_id,
                 status=200,
                 product=self.product,
+                action=action,
             )
             raise error
         log.info(
@@ -413,7 +421,7 @@ class AliyunCdnProvider:
         )
         return body
 
-    def _translate(self, exc: Exception) -> ApiError | _Transient:
+    def _translate(self, exc: Exception, action: str) -> ApiError | _Transient:
         """Turn an SDK or transport exception into ours."""
         from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 
@@ -430,6 +438,7 @@ class AliyunCdnProvider:
                 request_id=str(request_id) if request_id and request_id != "None" else None,
                 status=status if isinstance(status, int) else None,
                 product=self.product,
+                action=action,
             )
         cause = inner if isinstance(inner, BaseException) else exc
         # Transport failures (refused, reset, timeout) and unreadable bodies: retry.
