@@ -346,3 +346,17 @@ def test_series_reader_takes_strings_and_numbers_and_refuses_other_answers() -> 
     assert parse_series(blank, "QpsDataInterval", "AccValue") == {}
     with pytest.raises(ApiError, match="without QpsDataInterval"):
         parse_series({"RequestId": "R"}, "QpsDataInterval", "AccValue")
+
+
+def test_hourly_counts_older_than_the_provider_keeps_are_asked_from_its_oldest_hour(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        endpoint=sim.endpoint,
+        access_key_id=sim.access_key_id,
+        access_key_secret=sim.access_key_secret,
+    )
+    counts = AliyunCdnProvider(settings).hourly_counts(DOMAIN, NOW - timedelta(days=200), NOW)
+    assert min(counts.requests) >= NOW - timedelta(days=186)  # no InvalidStartTime error
+    assert sum(counts.requests.values()) == 24 * 120 - 1
+    assert "keeps hourly counts for 186 days" in caplog.text

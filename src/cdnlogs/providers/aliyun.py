@@ -65,6 +65,8 @@ MAX_PAGES = 10_000
 #: Monitoring: one data point per hour; the API answers at most 31 days per call at 3600 s.
 MONITORING_INTERVAL_SECONDS = 3600
 MONITORING_SPAN = timedelta(days=31)
+#: ... and keeps hourly data for 186 days.
+MONITORING_RETENTION = timedelta(days=186)
 
 _AUTH_PREFIXES = (
     "InvalidAccessKeyId",
@@ -295,11 +297,22 @@ class AliyunCdnProvider:
         """The product's traffic and request series of ``domain``, per UTC hour in [start, end).
 
         ``start``/``end`` are moved to hour boundaries; calls cover at most 31 days each, as
-        the API allows at Interval 3600.
+        the API allows at Interval 3600. A start older than the 186 days the provider keeps
+        hourly data is moved forward with a warning: the older hours have no data point.
         """
         start = _floor_hour(start.astimezone(UTC))
         end = _ceil_hour(end.astimezone(UTC))
         counts = HourlyCounts(domain=domain, start=start, end=end)
+        oldest = _ceil_hour(self._now() - MONITORING_RETENTION)
+        if start < oldest:
+            log.warning(
+                "%s: the provider keeps hourly counts for %d days; asking from %s, not %s",
+                domain,
+                MONITORING_RETENTION.days,
+                iso_utc(oldest),
+                iso_utc(start),
+            )
+            start = oldest
         traffic: dict[datetime, float] = {}
         requests: dict[datetime, float] = {}
         chunk_start = start
