@@ -27,6 +27,16 @@ from cdnlogs.simulator.loggen import generate_lines
 
 DOMAIN = "v.example.com"
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+#: The 24 hours up to 2 hours before NOW, in absolute times so that a test running across an
+#: hour boundary judges the same hours (the simulator's files are pinned to NOW).
+WINDOW = (
+    "--since",
+    f"{NOW - timedelta(hours=26):%Y-%m-%dT%H:%M:%SZ}",
+    "--until",
+    f"{NOW - timedelta(hours=2):%Y-%m-%dT%H:%M:%SZ}",
+    "--settle",
+    "2h",
+)
 #: More than one page of 1000: the listing must page.
 EXTRA_FILES = 1005
 
@@ -113,7 +123,7 @@ def test_reconcile_uses_the_product_series(
     common = ["--config", str(config), "--product", product, "--domain", DOMAIN]
     code, _, err = run(capsys, "sync", *common, "--since", "30h", "--ingest")
     assert code == ExitStatus.OK, err
-    code, out, err = run(capsys, "reconcile", *common, "--since", "26h", "--settle", "2h", "--json")
+    code, out, err = run(capsys, "reconcile", *common, *WINDOW, "--json")
     doc = json.loads(out)
     assert doc["product"] == product
     assert sim.api_calls[spec.traffic.action] == 1

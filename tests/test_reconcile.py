@@ -34,6 +34,16 @@ from cdnlogs.simulator import Simulator, SimulatorConfig
 
 DOMAIN = "a.example.com"
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+#: The 24 hours up to 2 hours before NOW, in absolute times so that a test running across an
+#: hour boundary judges the same hours (the simulator's files are pinned to NOW).
+WINDOW = (
+    "--since",
+    f"{NOW - timedelta(hours=26):%Y-%m-%dT%H:%M:%SZ}",
+    "--until",
+    f"{NOW - timedelta(hours=2):%Y-%m-%dT%H:%M:%SZ}",
+    "--settle",
+    "2h",
+)
 H0 = datetime(2026, 11, 30, 16, tzinfo=UTC)  # 00:00 on 2026-12-01 in +08:00
 
 
@@ -180,7 +190,7 @@ def sync(capsys: pytest.CaptureFixture[str], config: Path, *extra: str) -> None:
 def reconcile(
     capsys: pytest.CaptureFixture[str], config: Path, *extra: str
 ) -> tuple[int, dict[str, Any], str]:
-    argv = ["reconcile", "--config", str(config), "--since", "26h", "--settle", "2h", "--json"]
+    argv = ["reconcile", "--config", str(config), *WINDOW, "--json"]
     code, out, err = run(capsys, *argv, *extra)
     return code, json.loads(out), err
 
@@ -228,9 +238,7 @@ def test_the_table_lists_hours_and_days(
     sim: Simulator, config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sync(capsys, config, "--since", "30h", "--ingest")
-    code, out, err = run(
-        capsys, "reconcile", "--config", str(config), "--since", "26h", "--settle", "2h"
-    )
+    code, out, err = run(capsys, "reconcile", "--config", str(config), *WINDOW)
     assert code == 0, err
     first = NOW - timedelta(hours=26)
     assert f"{first:%Y-%m-%d %H}:00" in out
@@ -276,9 +284,7 @@ def test_a_refused_monitoring_call_names_the_code_and_request_id(
 ) -> None:
     sync(capsys, config, "--since", "30h", "--ingest")
     sim.faults.force_api_error("Forbidden.RAM")
-    code, out, err = run(
-        capsys, "reconcile", "--config", str(config), "--since", "26h", "--settle", "2h"
-    )
+    code, out, err = run(capsys, "reconcile", "--config", str(config), *WINDOW)
     assert code == ExitStatus.API
     assert out == ""
     (line, hint) = err.strip().splitlines()
