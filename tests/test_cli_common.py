@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from cdnlogs import errors
 from cdnlogs.cli import cli, main
 from cdnlogs.errors import ExitStatus
+from cdnlogs.signals import Terminated
 
 
 def all_commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -104,6 +105,8 @@ CASES: list[tuple[BaseException | None, ExitStatus, str]] = [
     (RuntimeError("Query interrupted"), ExitStatus.INTERRUPTED, ""),
     (duckdb.InterruptException("INTERRUPT Error: Interrupted!"), ExitStatus.INTERRUPTED, ""),
     (RuntimeError("interrupted by a bug"), ExitStatus.ERROR, "unexpected RuntimeError"),
+    (Terminated("signal 15"), ExitStatus.TERMINATED, ""),
+    (errors.IncompleteArchiveError("2 hours missing"), ExitStatus.INCOMPLETE, "2 hours missing"),
 ]
 
 
@@ -126,7 +129,7 @@ def test_main_translates_each_outcome(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
-    if status not in (ExitStatus.OK, ExitStatus.INTERRUPTED):
+    if status not in (ExitStatus.OK, ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
         assert err.startswith("Error: ")
 
 

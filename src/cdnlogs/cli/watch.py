@@ -1,0 +1,230 @@
+"""``cdnlogs watch``: the service mode. Sync (and ingest) on a schedule, in one process.
+
+For containers and supervisors that want one long-running process instead of cron. Each tick
+is exactly a ``cdnlogs sync`` run (same lock, same ledger, same metrics and pings, reported as
+command ``sync``); ticks never overlap and a tick that finds the archive locked by another
+run (a cron job, a manual ``verify``) is skipped with a warning. SIGTERM during a tick stops
+it as it stops ``sync`` (in-flight downloads dropped, no half file, the ledger consistent);
+between ticks it ends the wait at once. Either way the exit status is 143.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from cdnlogs.cli import cli, exit_status_of
+from cdnlogs.cli.archive import sync_once
+from cdnlogs.cli.context import AppContext
+from cdnlogs.cli.operate import operated_run, ops_options
+from cdnlogs.cli.options import (
+    api_options,
+    domain_option,
+    json_option,
+    make_settings,
+    out_option,
+    verbose_option,
+)
+from cdnlogs.config import Settings
+from cdnlogs.errors import CdnLogsError, ExitStatus, LockedError, UsageError
+from cdnlogs.lock import ArchiveLock
+from cdnlogs.redact import redact_text
+from cdnlogs.schedule import Schedule, run_every
+from cdnlogs.sync import SyncSummary, check_settings, resolve_window
+from cdnlogs.timeutil import iso_utc, parse_duration
+
+if TYPE_CHECKING:
+    from cdnlogs.dataset import IngestSummary
+
+#: Exit statuses of a tick that end ``watch``: settings that will not fix themselves.
+FATAL_STATUSES = frozenset({ExitStatus.USAGE, ExitStatus.CONFIG})
+
+
+@cli.command("watch")
+@domain_option
+@click.option(
+    "--since",
+    default=None,
+    metavar="WHEN",
+    help="Each tick's window start, relative like 36h (default: the look-back, 72h).",
+)
+@out_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["log", "gz"]),
+    default=None,
+    help="log: decompressed text (default); gz: the verified download as is. [env: CDNLOGS_FORMAT]",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Parallel downloads (default 8). [env: CDNLOGS_CONCURRENCY]",
+)
+@click.option(
+    "--ingest",
+    is_flag=True,
+    default=False,
+    help="After each sync, load the new files into the dataset. [env: CDNLOGS_INGEST_AFTER_SYNC]",
+)
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
+)
+@click.option(
+    "--every",
+    default=None,
+    metavar="DURATION",
+    help="Time between ticks, e.g. 1h, 30m (default 1h). [env: CDNLOGS_WATCH_EVERY]",
+)
+@click.option(
+    "--jitter",
+    default=None,
+    metavar="DURATION",
+    help="Random delay added to each tick, 0 to this (default 0s). [env: CDNLOGS_WATCH_JITTER]",
+)
+@click.option(
+    "--max-ticks",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many ticks and exit with the last one's status (for trial runs).",
+)
+@api_options
+@ops_options
+@json_option
+@verbose_option
+@click.pass_obj
+def watch_command(
+    app: AppContext,
+    domains: tuple[str, ...],
+    all_domains: bool,
+    since: str | None,
+    out_dir: Path | None,
+    fmt: str | None,
+    concurrency: int | None,
+    ingest: bool,
+    dataset: Path | None,
+    every: str | None,
+    jitter: str | None,
+    max_ticks: int | None,
+    config_path: Path | None,
+    api: dict[str, Any],
+    ops: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """Sync every --every (1h) until stopped: the service mode for containers and supervisors.
+
+    The first tick runs at once. Each tick is a `cdnlogs sync` run (same lock, metrics file
+    and pings); a tick that fails (API refusal, files that failed) is reported and the next
+    tick runs on time; a bad setting ends watch with exit 2 or 3. A tick that finds the
+    archive locked by another run is skipped; one that overruns its interval makes the
+    ticks it covered be skipped. SIGTERM (docker stop, systemctl stop, a pod's deletion)
+    exits 143: at once between ticks, and during a tick after the files in flight were
+    dropped (no half file). Ctrl-C exits 130.
+    """
+    settings = make_settings(
+        config_path,
+        domains=domains,
+        all_domains=all_domains,
+        since=since,
+        out_dir=out_dir,
+        format=fmt,
+        concurrency=concurrency,
+        dataset=dataset,
+        ingest_after_sync=ingest,
+        watch_every=every,
+        watch_jitter=jitter,
+        **api,
+        **ops,
+    )
+    if settings.until:
+        raise UsageError("watch syncs up to each tick's now: it takes no `until`")
+    check_settings(settings)
+    resolve_window(settings, datetime.now(UTC))  # a bad --since fails now, not at a tick
+    schedule = Schedule(
+        every=parse_duration(settings.watch_every).total_seconds(),
+        jitter=parse_duration(settings.watch_jitter).total_seconds(),
+    )
+    ticker = _Ticker(app, settings, as_json=as_json)
+    click.echo(
+        f"watch: syncing {settings.out_dir} every {settings.watch_every}"
+        + (f" (jitter up to {settings.watch_jitter})" if schedule.jitter else ""),
+        err=True,
+    )
+    run_every(
+        schedule,
+        ticker.tick,
+        on_skip=lambda n: click.echo(
+            f"watch: the last tick overran its interval; {n} tick(s) skipped", err=True
+        ),
+        on_wait=lambda seconds: click.echo(
+            "watch: next tick at " + iso_utc(datetime.now(UTC) + timedelta(seconds=seconds)),
+            err=True,
+        ),
+        max_ticks=max_ticks,
+    )
+    if ticker.last_status != ExitStatus.OK:
+        raise click.exceptions.Exit(ticker.last_status)
+
+
+class _Ticker:
+    """Runs one tick: a reported sync run, with the outcomes watch lives through."""
+
+    def __init__(self, app: AppContext, settings: Settings, *, as_json: bool) -> None:
+        self.app = app
+        self.settings = settings
+        self.as_json = as_json
+        self.last_status = int(ExitStatus.OK)
+
+    def tick(self, number: int) -> None:
+        try:
+            # A cron run (or verify, prune...) holds the archive: skip, don't queue behind it.
+            with ArchiveLock(self.settings.state_dir, purpose="watch"):
+                pass
+        except LockedError as exc:
+            click.echo(f"watch: tick {number} skipped: {exc.message}", err=True)
+            return
+        try:
+            with operated_run(self.settings, "sync") as run:
+                sync_once(
+                    self.app,
+                    self.settings,
+                    run,
+                    lambda summary, ingested: self._report(number, summary, ingested),
+                    progress=False,
+                )
+        except CdnLogsError as exc:
+            self.last_status = exit_status_of(exc)
+            if self.last_status in FATAL_STATUSES:
+                raise
+            click.echo(
+                f"watch: tick {number} failed (exit {self.last_status}): "
+                f"{redact_text(exc.message)}",
+                err=True,
+            )
+            return
+        self.last_status = ExitStatus.OK
+
+    def _report(self, number: int, summary: SyncSummary, ingested: IngestSummary | None) -> None:
+        if self.as_json:
+            data = {"tick": number, **summary.to_dict()}
+            if ingested is not None:
+                data["ingest"] = ingested.to_dict()
+            click.echo(json.dumps(data), file=self.app.stdout)
+            return
+        line = (
+            f"tick {number}: {summary.total('fetched')} fetched, "
+            f"{summary.total('skipped')} already present, {len(summary.failed)} failed, "
+            f"{len(summary.rejected)} rejected; {summary.total('bytes')} bytes in "
+            f"{summary.seconds:.1f}s"
+        )
+        if ingested is not None:
+            line += f"; ingested {ingested.files} file(s), {ingested.rows:,} rows"
+        click.echo(line, file=self.app.stdout)
