@@ -188,7 +188,8 @@ def test_check_flags_exactly_the_settled_hours_without_a_file(
     since = iso_utc(NOW - timedelta(hours=32))  # two hours before what was synced
     args = ["status", "--out", str(out), "--since", since, "--check", "--json"]
     code, raw, err = _run(args, capsys)
-    assert code == ExitStatus.INCOMPLETE == 6
+    assert code == ExitStatus.INCOMPLETE
+    assert int(ExitStatus.INCOMPLETE) == 6  # documented in docs/operations.md
     problems = json.loads(raw)["check"]["problems"]
     assert [(p["domain"], p["kind"]) for p in problems] == [(DOMAIN, "missing-hours")]
     assert problems[0]["message"].startswith("2 settled hour(s) have no file")
