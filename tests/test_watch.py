@@ -171,9 +171,9 @@ def test_two_ticks_then_sigterm_mid_download_exits_143_with_no_half_file(
     assert _exit_status(prom) == 143  # the cut tick was reported as such
 
 
-def test_sigterm_between_ticks_exits_at_once(sim: Simulator, tmp_path: Path) -> None:
+def test_sigterm_between_ticks_exits_at_once_and_ticks_ingest(sim: Simulator, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    watch = Watch(sim, out, "--every", "1h")
+    watch = Watch(sim, out, "--every", "1h", "--ingest")
     try:
         watch.wait_for("the wait for the next tick", lambda: "watch: next tick at " in watch.err)
         started = time.monotonic()
@@ -183,6 +183,7 @@ def test_sigterm_between_ticks_exits_at_once(sim: Simulator, tmp_path: Path) -> 
     assert code == 143, watch.err
     assert time.monotonic() - started < 5
     assert "tick 1: 6 fetched" in watch.out
+    assert "ingested 6 file(s), 180 rows" in watch.out
     assert _runs(out) == 1
 
 

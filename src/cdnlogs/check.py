@@ -137,13 +137,23 @@ def check_archive(
     return result
 
 
-def check_settings_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
-    """:func:`check_window` for the settings' ``since``/``lookback`` and ``check_settle``."""
-    return check_window(
+def check_with_settings(
+    manifest: Manifest, settings: Settings, *, now: datetime, domains: Iterable[str]
+) -> CheckResult:
+    """:func:`check_archive` with the settings' window (``since``/``lookback``) and policy."""
+    start, end = check_window(
         now=now,
         since=parse_when(settings.since, now=now) if settings.since else None,
         lookback=parse_duration(settings.lookback),
         settle=parse_duration(settings.check_settle),
+    )
+    return check_archive(
+        manifest,
+        now=now,
+        policy=CheckPolicy.from_settings(settings),
+        window_start=start,
+        window_end=end,
+        domains=domains,
     )
 
 

@@ -212,8 +212,9 @@ def _read_previous(path: Path) -> dict[str, Metric]:
         return {}
     try:
         return {family.name: family for family in text_string_to_metric_families(text)}
-    except ValueError:
-        # A damaged file is replaced whole rather than failing every later run.
+    except Exception:
+        # Whatever the parser makes of a damaged file, it is replaced whole rather than
+        # failing every later run.
         return {}
 
 

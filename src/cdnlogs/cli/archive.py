@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -31,41 +31,51 @@ from cdnlogs.transfer import DownloadResult, DownloadTask
 if TYPE_CHECKING:  # duckdb is imported only by commands that use the dataset
     from cdnlogs.dataset import IngestSummary
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 DEMO_DOMAINS = ("a.example.com", "b.example.com")
 DEMO_DAYS = 2
 DEFAULT_DEMO_OUT = Path("./cdnlogs-demo")
+
+
+def sync_options(func: F) -> F:
+    """``--format``, ``--concurrency``, ``--ingest`` and ``--dataset``: sync's and watch's."""
+    func = click.option(
+        "--dataset",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). "
+        "[env: CDNLOGS_DATASET]",
+    )(func)
+    func = click.option(
+        "--ingest",
+        is_flag=True,
+        default=False,
+        help="After the sync, load the new files into the Parquet dataset (as `cdnlogs ingest`). "
+        "[env: CDNLOGS_INGEST_AFTER_SYNC]",
+    )(func)
+    func = click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        default=None,
+        help="Parallel downloads (default 8). [env: CDNLOGS_CONCURRENCY]",
+    )(func)
+    func = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["log", "gz"]),
+        default=None,
+        help="log: decompressed text (default); gz: the verified download as is. "
+        "[env: CDNLOGS_FORMAT]",
+    )(func)
+    return func
 
 
 @cli.command("sync")
 @domain_option
 @window_options
 @out_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["log", "gz"]),
-    default=None,
-    help="log: decompressed text (default); gz: the verified download as is. [env: CDNLOGS_FORMAT]",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Parallel downloads (default 8). [env: CDNLOGS_CONCURRENCY]",
-)
-@click.option(
-    "--ingest",
-    is_flag=True,
-    default=False,
-    help="After the sync, load the new files into the Parquet dataset (as `cdnlogs ingest`). "
-    "[env: CDNLOGS_INGEST_AFTER_SYNC]",
-)
-@click.option(
-    "--dataset",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
-)
+@sync_options
 @api_options
 @ops_options
 @json_option

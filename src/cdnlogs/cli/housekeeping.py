@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from cdnlogs.check import CheckPolicy, CheckResult, check_archive, check_settings_window
+from cdnlogs.check import CheckResult, check_with_settings
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
@@ -134,15 +134,7 @@ def status(
         wanted = list(domains) or sorted(set(manifest.domains()) | set(settings.domains))
         result = archive_status(manifest, window_start=start, window_end=end, domains=wanted)
         if run_check:
-            check_start, check_end = check_settings_window(settings, now)
-            checked = check_archive(
-                manifest,
-                now=now,
-                policy=CheckPolicy.from_settings(settings),
-                window_start=check_start,
-                window_end=check_end,
-                domains=wanted,
-            )
+            checked = check_with_settings(manifest, settings, now=now, domains=wanted)
     if as_json:
         data = _status_json(settings, start, end, result)
         if checked is not None:

@@ -9,7 +9,6 @@ the outcome: a metrics file that cannot be written or a ping that fails is a war
 
 from __future__ import annotations
 
-import functools
 import logging
 import socket
 from collections.abc import Callable, Iterator
@@ -17,12 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import click
 
 from cdnlogs.__about__ import __version__
 from cdnlogs.cli import exit_status_of
+from cdnlogs.cli.options import grouped
 from cdnlogs.config import Settings
 from cdnlogs.errors import CdnLogsError
 from cdnlogs.redact import redact_text
@@ -43,14 +43,7 @@ def ops_options(func: F) -> F:
     The command gets one keyword, ``ops``: Settings field names to values (``None`` = not
     given), to pass on as ``make_settings(config_path, **ops, ...)``.
     """
-    command = func
-
-    @functools.wraps(command)
-    def collect(*args: Any, **kwargs: Any) -> Any:
-        kwargs["ops"] = {name: kwargs.pop(name) for name in OPS_FLAGS}
-        return command(*args, **kwargs)
-
-    func = cast(F, collect)
+    func = grouped("ops", OPS_FLAGS)(func)
     func = click.option(
         "--notify-webhook",
         default=None,
@@ -129,7 +122,7 @@ def write_run_metrics(
     settings: Settings, recorder: RunRecorder, finished: datetime, exit_status: int
 ) -> None:
     """Write the metrics file: this run's figures and, if the ledger opens, the archive's."""
-    from cdnlogs.check import CheckPolicy, check_archive, check_settings_window
+    from cdnlogs.check import check_with_settings
     from cdnlogs.manifest import Manifest
     from cdnlogs.metrics import Metrics, write_metrics
 
@@ -143,15 +136,8 @@ def write_run_metrics(
     )
     try:
         with Manifest.open(settings.state_dir, create=False) as manifest:
-            start, end = check_settings_window(settings, finished)
-            check = check_archive(
-                manifest,
-                now=finished,
-                policy=CheckPolicy.from_settings(settings),
-                window_start=start,
-                window_end=end,
-                domains=sorted(set(manifest.domains()) | set(settings.domains)),
-            )
+            domains = sorted(set(manifest.domains()) | set(settings.domains))
+            check = check_with_settings(manifest, settings, now=finished, domains=domains)
             metrics.record_archive(manifest, check)
     except CdnLogsError as exc:
         # No ledger yet, or a broken one: the run's own figures still go out (the archive's

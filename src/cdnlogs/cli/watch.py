@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cdnlogs.cli import cli, exit_status_of
-from cdnlogs.cli.archive import sync_once
+from cdnlogs.cli.archive import sync_once, sync_options
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import operated_run, ops_options
 from cdnlogs.cli.options import (
@@ -53,31 +53,7 @@ FATAL_STATUSES = frozenset({ExitStatus.USAGE, ExitStatus.CONFIG})
     help="Each tick's window start, relative like 36h (default: the look-back, 72h).",
 )
 @out_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["log", "gz"]),
-    default=None,
-    help="log: decompressed text (default); gz: the verified download as is. [env: CDNLOGS_FORMAT]",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Parallel downloads (default 8). [env: CDNLOGS_CONCURRENCY]",
-)
-@click.option(
-    "--ingest",
-    is_flag=True,
-    default=False,
-    help="After each sync, load the new files into the dataset. [env: CDNLOGS_INGEST_AFTER_SYNC]",
-)
-@click.option(
-    "--dataset",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
-)
+@sync_options
 @click.option(
     "--every",
     default=None,
