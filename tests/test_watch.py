@@ -171,7 +171,9 @@ def test_two_ticks_then_sigterm_mid_download_exits_143_with_no_half_file(
     assert _exit_status(prom) == 143  # the cut tick was reported as such
 
 
-def test_sigterm_between_ticks_exits_at_once_and_ticks_ingest(sim: Simulator, tmp_path: Path) -> None:
+def test_sigterm_between_ticks_exits_at_once_and_ticks_ingest(
+    sim: Simulator, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     watch = Watch(sim, out, "--every", "1h", "--ingest")
     try:
