@@ -100,12 +100,13 @@ CASES: list[tuple[BaseException | None, ExitStatus, str]] = [
     ),
     (errors.ApiThrottledError("slow", code="Throttling.User"), ExitStatus.API, "Throttling"),
     (errors.PartialSyncError("2 files failed"), ExitStatus.PARTIAL, "2 files failed"),
+    (errors.ReconcileShortError("1 hour(s) hold less"), ExitStatus.SHORT, "1 hour(s) hold less"),
+    (Terminated("signal 15"), ExitStatus.TERMINATED, ""),
     (KeyboardInterrupt(), ExitStatus.INTERRUPTED, ""),
     # Ctrl-C while DuckDB runs a statement: how duckdb reports it, in its thread or another
     (RuntimeError("Query interrupted"), ExitStatus.INTERRUPTED, ""),
     (duckdb.InterruptException("INTERRUPT Error: Interrupted!"), ExitStatus.INTERRUPTED, ""),
     (RuntimeError("interrupted by a bug"), ExitStatus.ERROR, "unexpected RuntimeError"),
-    (Terminated("signal 15"), ExitStatus.TERMINATED, ""),
     (errors.IncompleteArchiveError("2 hours missing"), ExitStatus.INCOMPLETE, "2 hours missing"),
 ]
 

@@ -478,3 +478,39 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+# --- per-hour counts for reconcile --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedHour:
+    """What the dataset holds for one domain and UTC hour (by each line's own time)."""
+
+    domain: str
+    hour: datetime
+    requests: int
+    bytes: int
+
+
+def hourly_logged(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[LoggedHour]:
+    """Rows and response bytes per domain and UTC hour of the lines' times, hours with rows only."""
+    where, params = _where(filters)
+    rows = con.execute(
+        f"""
+        SELECT domain, epoch_us(ts) // 3600000000 AS hour, count(*)::BIGINT,
+               coalesce(sum(response_bytes), 0)::BIGINT
+        FROM logs{where}
+        GROUP BY domain, hour ORDER BY domain, hour
+        """,
+        params,
+    ).fetchall()
+    return [
+        LoggedHour(
+            domain=str(domain),
+            hour=datetime.fromtimestamp(int(hour) * 3600, tz=UTC),
+            requests=int(requests),
+            bytes=int(nbytes),
+        )
+        for domain, hour, requests, nbytes in rows
+    ]

@@ -34,6 +34,13 @@ from urllib.parse import urlsplit
 
 from cdnlogs.errors import CdnLogsError, ConfigError, UsageError
 from cdnlogs.models import PROVIDER_TZ
+from cdnlogs.providers.products import PRODUCT_NAMES, PRODUCTS
+from cdnlogs.reconcile import (
+    DEFAULT_DAY_TOLERANCE,
+    DEFAULT_FACTOR,
+    DEFAULT_SETTLE,
+    DEFAULT_TOLERANCE,
+)
 from cdnlogs.storage import validate_layout
 from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 
@@ -100,6 +107,16 @@ class Settings:
     download_attempts: int = 5
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 60.0
+    #: ``cdn``, ``dcdn`` or ``vod``: which product's API lists the logs (and counts them).
+    product: str = "cdn"
+    #: ``reconcile``: logged response bytes x this = the provider's traffic (about 1.1x).
+    reconcile_factor: float = DEFAULT_FACTOR
+    #: ``reconcile``: an hour passes when expected/provider is within 1 -+ this.
+    reconcile_tolerance: float = DEFAULT_TOLERANCE
+    #: ``reconcile``: the same for a whole (+08:00) day.
+    reconcile_day_tolerance: float = DEFAULT_DAY_TOLERANCE
+    #: ``reconcile``: hours younger than this are not judged yet.
+    reconcile_settle: str = DEFAULT_SETTLE
     #: Extra request parameters from a legacy aliyun.ini ``[Select]`` section (LogDay, ...).
     legacy_params: dict[str, str] = field(default_factory=dict)
     #: Prometheus textfile written after each sync/ingest/watch tick (``None``: none).
@@ -400,7 +417,18 @@ def _file_key(name: str) -> str:
 
 
 def _flag_name(name: str) -> str:
-    return {"out_dir": "out", "config_path": "config"}.get(name, name.replace("_", "-"))
+    return _FLAG_NAMES.get(name, name.replace("_", "-"))
+
+
+#: Fields whose command-line flag is not the field name in kebab case.
+_FLAG_NAMES = {
+    "out_dir": "out",
+    "config_path": "config",
+    "reconcile_factor": "factor",
+    "reconcile_tolerance": "tolerance",
+    "reconcile_day_tolerance": "day-tolerance",
+    "reconcile_settle": "settle",
+}
 
 
 def _not_given(value: object) -> bool:
@@ -502,8 +530,19 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
     for name, allowed in choices.items():
         if getattr(settings, name) not in allowed:
             fail(name, f"must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}")
+    settings.product = settings.product.lower()
+    if settings.product not in PRODUCT_NAMES:
+        fail("product", f"must be one of {', '.join(PRODUCT_NAMES)}, got {settings.product!r}")
+    if "endpoint" not in sources:
+        # Each product has its own endpoint; an explicit one (the simulator) always wins.
+        settings.endpoint = PRODUCTS[settings.product].default_endpoint
     settings.endpoint = _check_endpoint(settings.endpoint, lambda m: fail("endpoint", m))
-    for name in ("lookback", "retention", "dataset_keep"):
+    if settings.reconcile_factor <= 0:
+        fail("reconcile_factor", "must be more than 0")
+    for name in ("reconcile_tolerance", "reconcile_day_tolerance"):
+        if not 0 <= getattr(settings, name) < 1:
+            fail(name, f"must be a fraction from 0 up to 1, got {getattr(settings, name)}")
+    for name in ("lookback", "retention", "dataset_keep", "reconcile_settle"):
         value = getattr(settings, name)
         if value is not None:
             try:

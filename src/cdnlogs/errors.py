@@ -17,6 +17,7 @@ The whole tree::
     │   ├── RemoteNotFoundError       5  the log host keeps answering 404 for the file
     │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
     ├── PartialSyncError              5  some files failed after retries; the rest were kept
+    ├── ReconcileShortError           6  an hour or day holds less than the provider counted
     ├── ManifestError                 1  the SQLite ledger is unusable
     │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
     │   └── LockedError               1  another sync holds the archive lock
@@ -40,6 +41,9 @@ class ExitStatus(IntEnum):
     CONFIG = 3
     API = 4
     PARTIAL = 5
+    #: ``reconcile``: some settled hour (or day) holds less than the provider counted.
+    SHORT = 6
+    #: ``status --check``: the same status for "the archive is incomplete or stale".
     INCOMPLETE = 6
     INTERRUPTED = 130
     TERMINATED = 143
@@ -158,6 +162,12 @@ class PartialSyncError(CdnLogsError):
     """Some files failed after retries; every other file was kept and recorded."""
 
     exit_code = ExitStatus.PARTIAL
+
+
+class ReconcileShortError(CdnLogsError):
+    """The archive holds less than the provider counted for some settled hour or day."""
+
+    exit_code = ExitStatus.SHORT
 
 
 class ManifestError(CdnLogsError):

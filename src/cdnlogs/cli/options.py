@@ -46,7 +46,7 @@ def grouped(key: str, names: tuple[str, ...]) -> Callable[[F], F]:
 
 
 #: The flags ``api_options`` adds; the command receives them together as ``api``.
-API_FLAGS = ("endpoint", "log_scheme", "profile", "api_version", "signature_algorithm")
+API_FLAGS = ("endpoint", "log_scheme", "profile", "api_version", "signature_algorithm", "product")
 
 
 def api_options(func: F) -> F:
@@ -79,6 +79,13 @@ def api_options(func: F) -> F:
         type=click.Choice(["2018-05-10", "2014-11-11"]),
         default=None,
         help="DescribeCdnDomainLogs version (default 2018-05-10). [env: CDNLOGS_API_VERSION]",
+    )(func)
+    func = click.option(
+        "--product",
+        type=click.Choice(["cdn", "dcdn", "vod"]),
+        default=None,
+        help="Which product's API lists the logs: cdn (default), dcdn or vod; each has its own "
+        "endpoint by default. [env: CDNLOGS_PRODUCT]",
     )(func)
     func = click.option(
         "--signature-algorithm",

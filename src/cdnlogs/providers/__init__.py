@@ -7,17 +7,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cdnlogs.providers.base import Provider
+from cdnlogs.providers.base import MonitoringProvider, Provider
 
 if TYPE_CHECKING:
     from cdnlogs.config import Settings
 
 
 def make_provider(settings: Settings) -> Provider:
-    """The Aliyun CDN provider for ``settings``; resolves the credential now (fails early)."""
+    """The Aliyun provider of ``settings.product``; resolves the credential now (fails early)."""
     from cdnlogs.providers.aliyun import AliyunCdnProvider
 
     return AliyunCdnProvider(settings)
 
 
-__all__ = ["Provider", "make_provider"]
+def make_monitoring_provider(settings: Settings) -> MonitoringProvider:
+    """The hourly traffic/request series of ``settings.product`` (for reconcile)."""
+    from cdnlogs.providers.aliyun import AliyunCdnProvider
+
+    return AliyunCdnProvider(settings)
+
+
+__all__ = ["MonitoringProvider", "Provider", "make_monitoring_provider", "make_provider"]

@@ -1,4 +1,4 @@
-"""Alibaba Cloud CDN over the official SDK: complete listings, retries, error mapping.
+"""Alibaba Cloud CDN, DCDN and VOD over the official SDKs: listings, monitoring, retries, errors.
 
 Calls go through the generic ``alibabacloud_tea_openapi`` client's ``call_api`` so we get the raw
 JSON body and can read both the 2018-05-10 and the legacy 2014-11-11 shapes
@@ -10,10 +10,16 @@ Errors are classified by the provider's ``Code`` (not by HTTP status, which the 
 gateways disagree on): throttling, 5xx and connection failures are retried; auth and permission
 codes raise ApiAuthError, unknown domains ApiNotFoundError, anything else ApiError. All carry
 the Code, Message and RequestId. This is the only module that imports the SDK (lazily).
+
+The product (``settings.product``: cdn, dcdn, vod; see :mod:`cdnlogs.providers.products`)
+picks the SDK package whose client class makes the calls, the API version and the actions;
+paging, retries and error mapping are the same for all three. ``hourly_counts`` reads the
+product's monitoring series (traffic and requests per hour) for ``reconcile``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import random
@@ -30,14 +36,18 @@ from cdnlogs.errors import (
     ApiError,
     ApiNotFoundError,
     ApiThrottledError,
+    ConfigError,
 )
 from cdnlogs.models import Domain, Listing
 from cdnlogs.providers.aliyun_shapes import (
     has_log_payload,
     parse_domain_page,
     parse_log_page,
+    parse_series,
     to_log_file,
 )
+from cdnlogs.providers.base import HourlyCounts
+from cdnlogs.providers.products import CDN, Product, product_named
 from cdnlogs.redact import redact_text
 from cdnlogs.retry import RateLimiter, RetryPolicy
 from cdnlogs.timeutil import iso_utc
@@ -51,6 +61,9 @@ DOMAIN_PAGE_SIZE = 500
 RETENTION_DAYS = 31
 #: A guard against a server that never reports an end (10 million files).
 MAX_PAGES = 10_000
+#: Monitoring: one data point per hour; the API answers at most 31 days per call at 3600 s.
+MONITORING_INTERVAL_SECONDS = 3600
+MONITORING_SPAN = timedelta(days=31)
 
 _AUTH_PREFIXES = (
     "InvalidAccessKeyId",
@@ -108,12 +121,15 @@ def classify(
     *,
     request_id: str | None = None,
     status: int | None = None,
+    product: Product = CDN,
 ) -> ApiError | _Transient:
     """Map a provider error to the exception to raise (or a _Transient to retry)."""
     code = code or None
     if code and (code.startswith("Throttling") or code in _TRANSIENT_CODES):
         return _Transient(message, code, request_id, status)
     hint = next((h for prefix, h in _HINTS.items() if code and code.startswith(prefix)), None)
+    if hint is not None and product is not CDN:
+        hint = hint.replace(CDN.ram_actions, product.ram_actions).replace("CDN", product.title)
     kwargs: dict[str, Any] = {"code": code, "request_id": request_id, "status": status}
     if code and code.startswith(_AUTH_PREFIXES):
         return ApiAuthError(message, hint=hint, **kwargs)
@@ -127,7 +143,11 @@ def classify(
 
 
 class AliyunCdnProvider:
-    """The Provider of Alibaba Cloud CDN (DescribeCdnDomainLogs, DescribeUserDomains)."""
+    """The Provider of Alibaba Cloud CDN, DCDN or VOD (``settings.product``).
+
+    CDN: DescribeCdnDomainLogs and DescribeUserDomains; DCDN: DescribeDcdnDomainLog; VOD:
+    DescribeVodDomainLog. Also a MonitoringProvider (``hourly_counts``).
+    """
 
     retention_days: int = RETENTION_DAYS
 
@@ -142,6 +162,7 @@ class AliyunCdnProvider:
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        self.product = product_named(settings.product)
         self.credentials = credentials or resolve_credentials(settings)
         self._sleep = sleep
         self._clock = clock
@@ -159,6 +180,11 @@ class AliyunCdnProvider:
 
     def list_domains(self) -> list[Domain]:
         """Every domain of the account, across all pages of DescribeUserDomains."""
+        if self.product is not CDN:
+            raise ConfigError(
+                f"--all-domains lists CDN domains only, not {self.product.title} ones",
+                hint="name the domains with --domain (or `domains` in the config file)",
+            )
         domains: dict[str, Domain] = {}
         page_number = 1
         received = 0
@@ -206,7 +232,7 @@ class AliyunCdnProvider:
         received = 0
         for page_number in range(1, MAX_PAGES + 1):
             body = self.call(
-                "DescribeCdnDomainLogs",
+                self.product.log_action,
                 {
                     "DomainName": domain,
                     "StartTime": iso_utc(start),
@@ -215,6 +241,7 @@ class AliyunCdnProvider:
                     "PageNumber": str(page_number),
                 },
                 expect_payload=True,
+                version=self.log_version,
             )
             listing.pages += 1
             if body.get("RequestId"):
@@ -247,19 +274,71 @@ class AliyunCdnProvider:
         )
         return listing
 
+    @property
+    def log_version(self) -> str:
+        """The log listing's API version: ``api_version`` for CDN (2014 is CDN's legacy)."""
+        return self.settings.api_version if self.product is CDN else self.product.version
+
+    # --- MonitoringProvider -------------------------------------------------------------------
+
+    def hourly_counts(self, domain: str, start: datetime, end: datetime) -> HourlyCounts:
+        """The product's traffic and request series of ``domain``, per UTC hour in [start, end).
+
+        ``start``/``end`` are moved to hour boundaries; calls cover at most 31 days each, as
+        the API allows at Interval 3600.
+        """
+        start = _floor_hour(start.astimezone(UTC))
+        end = _ceil_hour(end.astimezone(UTC))
+        counts = HourlyCounts(domain=domain, start=start, end=end)
+        traffic: dict[datetime, float] = {}
+        requests: dict[datetime, float] = {}
+        chunk_start = start
+        while chunk_start < end:
+            chunk_end = min(end, chunk_start + MONITORING_SPAN)
+            params = {
+                "DomainName": domain,
+                "StartTime": iso_utc(chunk_start),
+                "EndTime": iso_utc(chunk_end),
+                "Interval": str(MONITORING_INTERVAL_SECONDS),
+            }
+            for series, target in (
+                (self.product.traffic, traffic),
+                (self.product.requests, requests),
+            ):
+                body = self.call(series.action, params, version=self.product.version)
+                if body.get("RequestId"):
+                    counts.request_ids.append(str(body["RequestId"]))
+                for hour, value in parse_series(body, series.container, series.field).items():
+                    if chunk_start <= hour < chunk_end:
+                        target[hour] = target.get(hour, 0.0) + value
+            chunk_start = chunk_end
+        counts.bytes = traffic
+        counts.requests = {hour: round(value) for hour, value in requests.items()}
+        return counts
+
     # --- one API call, with retries ---------------------------------------------------------
 
     def call(
-        self, action: str, params: dict[str, str], *, expect_payload: bool = False
+        self,
+        action: str,
+        params: dict[str, str],
+        *,
+        expect_payload: bool = False,
+        version: str | None = None,
     ) -> dict[str, Any]:
-        """Call ``action`` with retries; return the JSON body or raise an ApiError subclass."""
+        """Call ``action`` with retries; return the JSON body or raise an ApiError subclass.
+
+        ``version`` defaults to the log listing's (``settings.api_version`` for CDN).
+        """
         delays = self.policy.delays(clock=self._clock, rng=self._rng)
         attempt = 0
         while True:
             attempt += 1
             self.limiter.acquire()
             try:
-                return self._call_once(action, params, expect_payload=expect_payload)
+                return self._call_once(
+                    action, params, expect_payload=expect_payload, version=version
+                )
             except _Transient as failure:
                 delay = next(delays, None)
                 if delay is None:
@@ -281,14 +360,14 @@ class AliyunCdnProvider:
                 self._sleep(delay)
 
     def _call_once(
-        self, action: str, params: dict[str, str], *, expect_payload: bool
+        self, action: str, params: dict[str, str], *, expect_payload: bool, version: str | None
     ) -> dict[str, Any]:
         from alibabacloud_tea_openapi import utils_models as models
         from darabonba.runtime import RuntimeOptions
 
         api_params = models.Params(
             action=action,
-            version=self.settings.api_version,
+            version=version or self.log_version,
             protocol=self._protocol,
             pathname="/",
             method="POST",
@@ -315,7 +394,11 @@ class AliyunCdnProvider:
         # Some gateways put an error Code into an HTTP 200 body.
         if code and not (expect_payload and has_log_payload(body)) and "Domains" not in body:
             error = classify(
-                str(code), str(body.get("Message") or ""), request_id=request_id, status=200
+                str(code),
+                str(body.get("Message") or ""),
+                request_id=request_id,
+                status=200,
+                product=self.product,
             )
             raise error
         log.info(
@@ -343,6 +426,7 @@ class AliyunCdnProvider:
                 redact_text(str(message)),
                 request_id=str(request_id) if request_id and request_id != "None" else None,
                 status=status if isinstance(status, int) else None,
+                product=self.product,
             )
         cause = inner if isinstance(inner, BaseException) else exc
         # Transport failures (refused, reset, timeout) and unreadable bodies: retry.
@@ -353,8 +437,10 @@ class AliyunCdnProvider:
     # --- SDK client -------------------------------------------------------------------------
 
     def _make_client(self) -> Any:
+        """The product's official SDK client (a tea-openapi client with the product's rules)."""
         from alibabacloud_tea_openapi import utils_models as models
-        from alibabacloud_tea_openapi.client import Client
+
+        client_class = importlib.import_module(f"{self.product.sdk_module}.client").Client
 
         parts = urlsplit(self.settings.endpoint)
         self._protocol = parts.scheme.upper()
@@ -366,12 +452,16 @@ class AliyunCdnProvider:
             connect_timeout=int(self.settings.connect_timeout_seconds * 1000),
             signature_algorithm="v2" if self.settings.signature_algorithm == "v2" else None,
         )
-        return Client(config)
+        return client_class(config)
 
 
 def make_provider(settings: Settings) -> AliyunCdnProvider:
     """The provider for ``settings``: resolves the credential now, so a missing one fails early."""
     return AliyunCdnProvider(settings)
+
+
+def _floor_hour(value: datetime) -> datetime:
+    return value.replace(minute=0, second=0, microsecond=0)
 
 
 def _ceil_hour(value: datetime) -> datetime:

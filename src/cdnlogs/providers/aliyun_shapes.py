@@ -163,3 +163,27 @@ def parse_domain_page(body: dict[str, Any]) -> DomainPage:
                 )
             )
     return page
+
+
+def parse_series(body: dict[str, Any], container: str, value_field: str) -> dict[datetime, float]:
+    """``{TimeStamp: number}`` of a monitoring answer's ``<container>.DataModule[]``.
+
+    Numbers come as strings (CDN, VOD: ``"123456"``) or floats (DCDN); a point without a
+    usable time or number is skipped. Raises ApiError when the container is missing, so an
+    unexpected answer is not read as "no traffic".
+    """
+    if container not in body:
+        raise ApiError(f"monitoring answer without {container}: keys {sorted(body)}")
+    points: dict[datetime, float] = {}
+    for point in as_list(_dict(body.get(container)).get("DataModule")):
+        point = _dict(point)
+        when = parse_provider_time(point.get("TimeStamp"))
+        raw = point.get(value_field)
+        if when is None or raw is None or raw == "" or isinstance(raw, bool):
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            continue
+        points[when] = points.get(when, 0.0) + value
+    return points

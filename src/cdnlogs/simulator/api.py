@@ -1,4 +1,7 @@
-"""The simulated CDN API at ``/``: authentication, then the three operations cdnlogs calls.
+"""The simulated Aliyun API at ``/``: authentication, then the operations cdnlogs calls.
+
+CDN (2018-05-10, legacy 2014-11-11), DCDN (2018-01-15) and VOD (2017-03-21): each product's log
+listing and its hourly traffic and request series (``monitoring``), on one endpoint.
 
 ``ApiHandler.handle`` takes a parsed HTTP request and returns ``(status, headers, body)``; the
 HTTP server only moves bytes. Authentication follows the documented algorithms (see
@@ -27,9 +30,41 @@ from xml.sax.saxutils import escape
 from cdnlogs.simulator import signing
 from cdnlogs.simulator.catalog import Catalog, SimFile
 from cdnlogs.simulator.faults import Faults
+from cdnlogs.simulator.monitoring import Monitoring, Point
 
 HOST_ID = "cdn.aliyuncs.com"
 LOG_VERSIONS = ("2018-05-10", "2014-11-11")
+#: The actions each API version answers.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "2018-05-10": (
+        "DescribeCdnDomainLogs",
+        "DescribeUserDomains",
+        "DescribeDomainTrafficData",
+        "DescribeDomainQpsData",
+    ),
+    "2014-11-11": ("DescribeCdnDomainLogs", "DescribeUserDomains"),
+    "2018-01-15": (
+        "DescribeDcdnDomainLog",
+        "DescribeDcdnDomainTrafficData",
+        "DescribeDcdnDomainQpsData",
+    ),
+    "2017-03-21": (
+        "DescribeVodDomainLog",
+        "DescribeVodDomainTrafficData",
+        "DescribeVodDomainQpsData",
+    ),
+}
+#: HostId and product of error answers, by version.
+_HOSTS = {
+    "2018-01-15": ("dcdn.aliyuncs.com", "dcdn"),
+    "2017-03-21": ("vod.cn-shanghai.aliyuncs.com", "vod"),
+}
+#: Monitoring intervals (seconds) -> the longest span one call may ask for, and how far back.
+_INTERVALS = {
+    300: (timedelta(days=3), timedelta(days=93)),
+    3600: (timedelta(days=31), timedelta(days=186)),
+    86400: (timedelta(days=366), timedelta(days=366)),
+}
 
 #: Error code -> (HTTP status, message), as the provider documents them.
 ERRORS: dict[str, tuple[int, str]] = {
@@ -70,6 +105,9 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
     "InvalidEndTime.Mismatch": (400, "Specified EndTime does not match the specified StartTime."),
     "InvalidLogDay.Malformed": (400, "Specified LogDay is malformed."),
+    "MissingTimeParameter": (400, "The StartTime and EndTime must be both specified."),
+    "InvalidTimeSpan": (400, "The time span exceeds the limit."),
+    "InvalidInterval": (400, "The specified value of parameter Interval is not supported."),
 }
 
 _TIME_2018 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -125,6 +163,8 @@ class ApiState:
     log_path: Callable[[SimFile], str]
     #: The simulated "now" for listing rules (default window, 31-day limit).
     now: Callable[[], datetime]
+    #: The provider's own traffic and request counts (the monitoring actions).
+    monitoring: Monitoring
     timestamp_window_seconds: float = 900.0
     api_calls: Counter[str] = field(default_factory=Counter)
     #: API calls answered, by ``(signature, version)``: signature ``ACS3`` or ``RPC``.
@@ -151,16 +191,17 @@ def new_request_id() -> str:
     return str(uuid.uuid4()).upper()
 
 
-def error_body(code: str, message: str, request_id: str) -> dict[str, str]:
-    """The provider's error JSON."""
+def error_body(code: str, message: str, request_id: str, version: str = "") -> dict[str, str]:
+    """The provider's error JSON (HostId and product of the API ``version``'s product)."""
+    host, product = _HOSTS.get(version, (HOST_ID, "Cdn"))
     return {
         "RequestId": request_id,
-        "HostId": HOST_ID,
+        "HostId": host,
         "Code": code,
         "Message": message,
         "Recommend": (
             "https://api.alibabacloud.com/troubleshoot?intl_lang=EN_US"
-            f"&q={code}&product=Cdn&requestId={request_id}"
+            f"&q={code}&product={product}&requestId={request_id}"
         ),
     }
 
@@ -208,7 +249,7 @@ class ApiHandler:
                     self.state.api_calls[action or "(none)"] += 1
                     self.state.api_styles["ACS3" if acs3 else "RPC", version] += 1
         except Reject as exc:
-            status, body = exc.status, error_body(exc.code, exc.message, request_id)
+            status, body = exc.status, error_body(exc.code, exc.message, request_id, version)
             root = "Error"
         else:
             body = {"RequestId": request_id, **body}
@@ -321,16 +362,24 @@ class ApiHandler:
     def _dispatch(self, action: str, version: str, params: Mapping[str, str]) -> dict[str, Any]:
         if not action:
             raise Reject("MissingParameter", "The input parameter Action is mandatory.")
-        if action not in ("DescribeCdnDomainLogs", "DescribeUserDomains"):
+        if not any(action in actions for actions in ACTIONS.values()):
             raise Reject("InvalidAction.NotFound")
         if not version:
             raise Reject("MissingParameter", "The input parameter Version is mandatory.")
-        if version not in LOG_VERSIONS:
+        if version not in ACTIONS:
             raise Reject("InvalidVersion")
+        if action not in ACTIONS[version]:
+            raise Reject("InvalidAction.NotFound")
         if action == "DescribeUserDomains":
             return self._user_domains(params)
+        if action.endswith(("TrafficData", "QpsData")):
+            return self._monitoring(action, params)
         if version == "2014-11-11":
             return self._domain_logs_2014(params)
+        if action == "DescribeDcdnDomainLog":
+            return self._domain_logs_2018(params, domain_at_top=True)
+        if action == "DescribeVodDomainLog":
+            return self._domain_logs_2018(params, page_key="PageNumber")
         return self._domain_logs_2018(params)
 
     # -- operations ------------------------------------------------------------------------
@@ -364,7 +413,12 @@ class ApiHandler:
 
     def _published(self, domain: str) -> list[SimFile]:
         missing = self.state.faults.missing  # listed even though downloads stay 404
-        return [f for f in self.state.catalog.files(domain) if f.published or f.name in missing]
+        hidden = self.state.faults.hidden  # lost: never listed
+        return [
+            f
+            for f in self.state.catalog.files(domain)
+            if (f.published or f.name in missing) and f.name not in hidden
+        ]
 
     def _details(self, files: Sequence[SimFile]) -> list[dict[str, Any]]:
         return [
@@ -378,19 +432,67 @@ class ApiHandler:
             for f in files
         ]
 
-    def _domain_logs_2018(self, params: Mapping[str, str]) -> dict[str, Any]:
+    def _domain_logs_2018(
+        self, params: Mapping[str, str], *, domain_at_top: bool = False, page_key: str = "PageIndex"
+    ) -> dict[str, Any]:
+        """CDN 2018's listing; DCDN puts DomainName at the top, VOD says PageNumber."""
         domain = self._domain(params)
         start, end = self._window(params, _TIME_2018)
         size, number = _paging(params, default=300, maximum=1000)
         files = [f for f in self._published(domain) if start <= f.start < end]
         page = files[(number - 1) * size : number * size]
-        detail = {
+        detail: dict[str, Any] = {} if domain_at_top else {"DomainName": domain}
+        detail["LogCount"] = len(page)
+        detail["PageInfos"] = {page_key: number, "PageSize": size, "Total": len(files)}
+        detail["LogInfos"] = {"LogInfoDetail": self._details(page)}
+        body: dict[str, Any] = {"DomainName": domain} if domain_at_top else {}
+        body["DomainLogDetails"] = {"DomainLogDetail": [detail]}
+        return body
+
+    def _monitoring(self, action: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """A traffic or QPS series in the shape of ``action``'s product (see ``monitoring``)."""
+        domain = self._domain(params)
+        now = self.state.now()
+        start = _parse_time(params.get("StartTime"), _TIME_2018, "InvalidStartTime.Malformed")
+        end = _parse_time(params.get("EndTime"), _TIME_2018, "InvalidEndTime.Malformed")
+        if (start is None) != (end is None):
+            raise Reject("MissingTimeParameter")
+        try:
+            seconds = int(params.get("Interval") or 300)
+        except ValueError:
+            raise Reject("InvalidInterval") from None
+        if seconds not in _INTERVALS:
+            raise Reject("InvalidInterval")
+        longest, kept = _INTERVALS[seconds]
+        if start is None or end is None:
+            start, end = now - timedelta(hours=24), now
+        if end <= start:
+            raise Reject("InvalidEndTime.Mismatch")
+        if end - start > longest:
+            raise Reject("InvalidTimeSpan")
+        if now - start > kept:
+            raise Reject("InvalidStartTime.ValueNotSupported")
+        points = self.state.monitoring.series(domain, start, end, timedelta(seconds=seconds))
+        dcdn = "Dcdn" in action
+        traffic = action.endswith("TrafficData")
+        modules = [
+            _traffic_point(p, dcdn=dcdn) if traffic else _qps_point(p, seconds, dcdn=dcdn)
+            for p in points
+        ]
+        if traffic:
+            container = "TrafficDataPerInterval"
+        else:
+            container = "QpsDataPerInterval" if dcdn else "QpsDataInterval"
+        body: dict[str, Any] = {
             "DomainName": domain,
-            "LogCount": len(page),
-            "PageInfos": {"PageIndex": number, "PageSize": size, "Total": len(files)},
-            "LogInfos": {"LogInfoDetail": self._details(page)},
+            "StartTime": _iso(start),
+            "EndTime": _iso(end),
+            "DataInterval": str(seconds),
+            container: {"DataModule": modules},
         }
-        return {"DomainLogDetails": {"DomainLogDetail": [detail]}}
+        if traffic and "Vod" in action:
+            body["TotalTraffic"] = str(round(sum(p.traffic for p in points)))
+        return body
 
     def _domain_logs_2014(self, params: Mapping[str, str]) -> dict[str, Any]:
         domain = self._domain(params)
@@ -436,6 +538,60 @@ class ApiHandler:
             "TotalCount": len(names),
             "Domains": {"PageData": [_domain_record(n, i) for i, n in enumerate(page)]},
         }
+
+
+def _traffic_point(point: Point, *, dcdn: bool) -> dict[str, Any]:
+    stamp = _iso(point.start)
+    if dcdn:  # DCDN's traffic points are numbers, split by static/dynamic content
+        value = round(point.traffic, 2)
+        return {
+            "TimeStamp": stamp,
+            "Traffic": value,
+            "StaticHttpTraffic": 0.0,
+            "StaticHttpsTraffic": value,
+            "DynamicHttpTraffic": 0.0,
+            "DynamicHttpsTraffic": 0.0,
+        }
+    text = str(round(point.traffic))  # CDN and VOD: bytes as a string
+    return {
+        "TimeStamp": stamp,
+        "Value": text,
+        "DomesticValue": text,
+        "OverseasValue": "0",
+        "HttpsValue": text,
+        "HttpsDomesticValue": text,
+        "HttpsOverseasValue": "0",
+    }
+
+
+def _qps_point(point: Point, seconds: int, *, dcdn: bool) -> dict[str, Any]:
+    stamp = _iso(point.start)
+    qps = round(point.requests / seconds, 3)
+    if dcdn:
+        return {
+            "TimeStamp": stamp,
+            "Qps": qps,
+            "Acc": point.requests,
+            "StaticHttpsQps": qps,
+            "StaticHttpsAcc": point.requests,
+            "StaticHttpQps": 0.0,
+            "StaticHttpAcc": 0,
+            "DynamicHttpQps": 0.0,
+            "DynamicHttpAcc": 0,
+            "DynamicHttpsQps": 0.0,
+            "DynamicHttpsAcc": 0,
+        }
+    return {
+        "TimeStamp": stamp,
+        "Value": str(qps),
+        "AccValue": str(point.requests),
+        "DomesticValue": str(qps),
+        "AccDomesticValue": str(point.requests),
+        "OverseasValue": "0",
+        "AccOverseasValue": "0",
+        "HttpsValue": str(qps),
+        "HttpsAccValue": str(point.requests),
+    }
 
 
 def _domain_matches(name: str, pattern: str, kind: str) -> bool:

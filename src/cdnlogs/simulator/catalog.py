@@ -7,6 +7,7 @@ split into 2-3 files with a ``_<n>`` suffix, chosen deterministically from the s
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import random
 import threading
@@ -58,6 +59,9 @@ class SimFile:
     line_count: int = 0
     seed: int = 0
     explicit_lines: tuple[str, ...] | None = field(default=None, repr=False)
+    #: The lines the provider's monitoring counted when they differ from the served ones (a
+    #: truncated file); ``None``: the served lines.
+    provider_lines: tuple[str, ...] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -188,6 +192,20 @@ class Catalog:
             self._by_domain.setdefault(domain, []).append(sim_file)
             self._by_name[name] = sim_file
         return sim_file
+
+    def truncate(self, name: str, keep_lines: int) -> SimFile:
+        """Serve only the first ``keep_lines`` lines of ``name`` from now on (valid gzip, LogSize
+        to match), while the provider's counts keep every line it served."""
+        with self._lock:
+            old = self._by_name.get(name)
+        if old is None:
+            raise KeyError(name)
+        lines = tuple(gzip.decompress(old.read_bytes()).decode("utf-8").splitlines())
+        new = self.add(
+            old.domain, old.start, name=name, lines=lines[:keep_lines], published=old.published
+        )
+        new.provider_lines = old.provider_lines if old.provider_lines is not None else lines
+        return new
 
     def publish(self, name: str) -> SimFile:
         """Make a late file visible in listings from now on."""

@@ -9,6 +9,8 @@ Example::
     sim.faults.throttle_next = 2                    # the next two API calls are throttled
     sim.faults.for_file(name).truncate_next = 1     # the next download of `name` is cut short
     sim.faults.missing.add(name)                    # `name` is listed but stays 404 forever
+    sim.faults.hidden.add(name)                     # `name` is never listed (nor served), yet
+                                                    # the provider's counts include its requests
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class Faults(FileFaults):
     expire_urls: bool = False
     #: Names that are listed but stay 404 ``NoSuchKey`` forever.
     missing: set[str] = field(default_factory=set)
+    #: Names left out of every listing (and 404 on the log host) although the provider's
+    #: monitoring counted their requests: the lost log file that ``reconcile`` must find.
+    hidden: set[str] = field(default_factory=set)
     #: Honour ``Range: bytes=N-`` with 206; when False, always answer 200 with the whole file.
     range_support: bool = True
     _per_file: dict[str, FileFaults] = field(default_factory=dict, repr=False)
@@ -123,4 +128,5 @@ class Faults(FileFaults):
             ):
                 setattr(self, name, getattr(fresh, name))
             self.missing.clear()
+            self.hidden.clear()
             self._per_file.clear()

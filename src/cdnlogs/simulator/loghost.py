@@ -135,6 +135,7 @@ def plan(state: HostState, raw_path: str, query: str, range_header: str | None) 
         sim_file is None
         or not sim_file.published
         or name in faults.missing
+        or name in faults.hidden
         or sim_file.domain != domain
         or uid != state.uid
         or sim_file.day != day

@@ -24,6 +24,12 @@ from cdnlogs.simulator import loghost
 from cdnlogs.simulator.api import ApiHandler, ApiRequest, ApiState
 from cdnlogs.simulator.catalog import Catalog, SimFile
 from cdnlogs.simulator.faults import Faults
+from cdnlogs.simulator.monitoring import (
+    DEFAULT_LAG_SECONDS,
+    DEFAULT_TRAFFIC_FACTOR,
+    DEFAULT_TRAFFIC_NOISE,
+    Monitoring,
+)
 
 DEFAULT_DOMAINS = ("a.example.com", "b.example.com")
 DEFAULT_ACCESS_KEY_ID = "LTAI5tSimulatorDemoKey"
@@ -60,6 +66,11 @@ class SimulatorConfig:
     split_fraction: float = 0.1
     #: Host written into LogPath values (default: ``host``, or 127.0.0.1 for a wildcard bind).
     public_host: str | None = None
+    #: The monitoring series: traffic = factor x logged response bytes x (1 +- noise) ...
+    traffic_factor: float = DEFAULT_TRAFFIC_FACTOR
+    traffic_noise: float = DEFAULT_TRAFFIC_NOISE
+    #: ... and each request counted this long after its logged time (hour-boundary spill).
+    monitoring_lag_seconds: float = DEFAULT_LAG_SECONDS
 
 
 class _Server(ThreadingHTTPServer):
@@ -205,6 +216,13 @@ class Simulator:
             oss_secret=f"oss:{self.config.access_key_secret}",
             url_lifetime_seconds=self.config.url_lifetime_seconds,
         )
+        self.monitoring = Monitoring(
+            self.catalog,
+            seed=self.config.seed,
+            factor=self.config.traffic_factor,
+            noise=self.config.traffic_noise,
+            lag_seconds=self.config.monitoring_lag_seconds,
+        )
         self._api = ApiHandler(
             ApiState(
                 access_key_id=self.config.access_key_id,
@@ -214,6 +232,7 @@ class Simulator:
                 faults=self.faults,
                 log_path=self.log_path,
                 now=self.now,
+                monitoring=self.monitoring,
                 timestamp_window_seconds=self.config.timestamp_window_seconds,
             )
         )
@@ -340,6 +359,17 @@ class Simulator:
     def publish(self, name: str) -> SimFile:
         """A late file appears in listings from now on."""
         return self.catalog.publish(name)
+
+    def truncate_file(self, name: str, keep_lines: int) -> SimFile:
+        """Serve only the first ``keep_lines`` lines of ``name`` (a complete, valid gzip with
+        the LogSize to match), while the monitoring series still counts every line: the
+        provider served those requests, the log lost them."""
+        return self.catalog.truncate(name, keep_lines)
+
+    def hide_file(self, name: str) -> None:
+        """Leave ``name`` out of listings from now on; the monitoring series still counts it."""
+        self.file(name)  # KeyError for a name the catalog does not have
+        self.faults.hidden.add(name)
 
     def log_path(self, sim_file: SimFile) -> str:
         """The scheme-less signed LogPath the API lists for ``sim_file``."""
