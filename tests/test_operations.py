@@ -477,3 +477,36 @@ def test_ledger_run_totals_sum_every_run(sim: Simulator, tmp_path: Path) -> None
         files, nbytes = manifest.run_totals()[DOMAIN]
     window = [f for f in sim.files(DOMAIN) if f.start >= NOW - timedelta(hours=30)]
     assert files == len(window) == 30 and nbytes == sum(f.size for f in window)
+
+
+# --- reconcile's metrics ------------------------------------------------------------------
+
+
+def test_reconcile_writes_its_ratio_and_a_later_sync_keeps_it(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: None
+) -> None:
+    out = tmp_path / "out"
+    prom = tmp_path / "cdnlogs.prom"
+    sync = [*_sync_args(sim, out), "--ingest", "--metrics-file", str(prom)]
+    assert _run(sync, capsys)[0] == 0
+    window = ["--since", iso_utc(NOW - timedelta(hours=30)), "--settle", "2h"]
+    reconcile = ["reconcile", "--out", str(out), "--endpoint", sim.endpoint, *window]
+    code, _, err = _run([*reconcile, "--metrics-file", str(prom)], capsys)
+    assert code == 0, err
+    ok = _metrics(prom)
+    assert ok[("cdnlogs_reconcile_ratio", DOM)] == pytest.approx(1.0, abs=0.05)
+    assert ok[("cdnlogs_reconcile_requests_ratio", DOM)] == pytest.approx(1.0, abs=0.05)
+    assert ok[("cdnlogs_reconcile_short_hours", DOM)] == 0
+    assert ok[("cdnlogs_last_run_exit_status", (("command", "reconcile"),))] == 0
+    assert ok[("cdnlogs_last_run_exit_status", SYNC)] == 0  # sync's samples were kept
+    assert _run(sync, capsys)[0] == 0
+    kept = _metrics(prom)
+    assert kept[("cdnlogs_reconcile_ratio", DOM)] == ok[("cdnlogs_reconcile_ratio", DOM)]
+
+
+def test_watch_reconcile_needs_ingest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(
+        ["watch", "--domain", DOMAIN, "--out", str(tmp_path), "--reconcile"], capsys
+    )
+    assert code == ExitStatus.USAGE
+    assert "--reconcile compares the dataset with the provider: it needs --ingest" in err

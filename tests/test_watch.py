@@ -40,8 +40,10 @@ def sim() -> Iterator[Simulator]:
 class Watch:
     """A ``cdnlogs watch`` subprocess whose output is read as it comes (threads)."""
 
-    def __init__(self, sim: Simulator, out: Path, *extra: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDNLOGS_")}
+    def __init__(
+        self, sim: Simulator, out: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CDNLOGS_")} | (env or {})
         env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = sim.access_key_id
         env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = sim.access_key_secret
         args = ["watch", "--domain", DOMAIN, "--since", SINCE, "--out", str(out)]
@@ -208,3 +210,43 @@ def test_a_locked_archive_skips_the_tick_and_max_ticks_ends_watch(
     assert "watch: tick 1 skipped: another cdnlogs sync" in watch.err
     assert "tick 2: 6 fetched" in watch.out
     assert _runs(out) == 1
+
+
+def test_a_tick_reconciles_after_sync_and_ingest_and_reports_a_short_hour(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    prom = tmp_path / "cdnlogs.prom"
+    victim = next(f for f in sim.files(DOMAIN) if f.start == NOW - timedelta(hours=4))
+    sim.hide_file(victim.name)
+    watch = Watch(
+        sim,
+        out,
+        "--every",
+        "1s",
+        "--max-ticks",
+        "1",
+        "--ingest",
+        "--reconcile",
+        "--metrics-file",
+        str(prom),
+        env={"CDNLOGS_RECONCILE_SETTLE": "2h"},
+    )
+    try:
+        code = watch.finish(timeout=120)
+    finally:
+        watch.kill()
+    assert code == 6, watch.err  # the last tick's status: its reconcile fell short
+    assert "tick 1: 5 fetched" in watch.out and "ingested 5 file(s)" in watch.out
+    assert f"tick 1: reconcile short: {DOMAIN} " in watch.out
+    assert "(1 short)" in watch.out
+    assert "watch: tick 1 reconcile failed (exit 6): 1 hour(s)" in watch.err
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(prom.read_text())
+        for s in family.samples
+    }
+    assert samples[("cdnlogs_last_run_exit_status", (("command", "sync"),))] == 0
+    assert samples[("cdnlogs_last_run_exit_status", (("command", "reconcile"),))] == 6
+    assert samples[("cdnlogs_reconcile_short_hours", (("domain", DOMAIN),))] == 1
+    assert samples[("cdnlogs_reconcile_ratio", (("domain", DOMAIN),))] < 0.95

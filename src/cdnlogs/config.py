@@ -139,6 +139,8 @@ class Settings:
     watch_jitter: str = "0s"
     #: ``sync`` and ``watch`` ingest after syncing (as ``--ingest``).
     ingest_after_sync: bool = False
+    #: ``watch`` reconciles with the provider's counts after each tick's sync and ingest.
+    watch_reconcile: bool = False
 
     @property
     def state_dir(self) -> Path:

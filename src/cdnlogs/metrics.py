@@ -107,6 +107,18 @@ FAMILIES: dict[str, Family] = {
         ("domain",),
         "archive",
     ),
+    "cdnlogs_reconcile_requests_ratio": Family(
+        "gauge",
+        "Logged requests / the provider's request count over the last reconciled window.",
+        ("domain",),
+        "archive",
+    ),
+    "cdnlogs_reconcile_short_hours": Family(
+        "gauge",
+        "Settled hours the last reconcile found short of the provider's counts.",
+        ("domain",),
+        "archive",
+    ),
 }
 
 

@@ -13,7 +13,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,6 +78,12 @@ class RunRecorder:
     files_failed: int | None = None
     #: One line for the ping body on success.
     headline: str = ""
+    #: Extra samples for the metrics file (families of ``cdnlogs.metrics.FAMILIES``).
+    extra: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)
+
+    def metric(self, name: str, value: float, **labels: str) -> None:
+        """Add one sample to the metrics this run writes (e.g. ``cdnlogs_reconcile_ratio``)."""
+        self.extra.append((name, value, labels))
 
 
 @contextmanager
@@ -134,6 +140,8 @@ def write_run_metrics(
         exit_status=exit_status,
         files_failed=recorder.files_failed,
     )
+    for name, value, labels in recorder.extra:
+        metrics.set(name, value, **labels)
     try:
         with Manifest.open(settings.state_dir, create=False) as manifest:
             domains = sorted(set(manifest.domains()) | set(settings.domains))

@@ -1,9 +1,10 @@
-"""``cdnlogs watch``: the service mode. Sync (and ingest) on a schedule, in one process.
+"""``cdnlogs watch``: the service mode. Sync (ingest, reconcile) on a schedule, in one process.
 
 For containers and supervisors that want one long-running process instead of cron. Each tick
 is exactly a ``cdnlogs sync`` run (same lock, same ledger, same metrics and pings, reported as
-command ``sync``); ticks never overlap and a tick that finds the archive locked by another
-run (a cron job, a manual ``verify``) is skipped with a warning. SIGTERM during a tick stops
+command ``sync``), followed with ``--reconcile`` by a ``cdnlogs reconcile`` run. Ticks never
+overlap, and a tick that finds the archive locked by another run (a cron job, a manual
+``verify``) is skipped with a warning. SIGTERM during a tick stops
 it as it stops ``sync`` (in-flight downloads dropped, no half file, the ledger consistent);
 between ticks it ends the wait at once. Either way the exit status is 143.
 """
@@ -11,6 +12,7 @@ between ticks it ends the wait at once. Either way the exit status is 143.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ import click
 from cdnlogs.cli import cli, exit_status_of
 from cdnlogs.cli.archive import sync_once, sync_options
 from cdnlogs.cli.context import AppContext
-from cdnlogs.cli.operate import operated_run, ops_options
+from cdnlogs.cli.operate import RunRecorder, operated_run, ops_options
 from cdnlogs.cli.options import (
     api_options,
     domain_option,
@@ -39,6 +41,7 @@ from cdnlogs.timeutil import iso_utc, parse_duration
 
 if TYPE_CHECKING:
     from cdnlogs.dataset import IngestSummary
+    from cdnlogs.reconcile import ReconcileResult
 
 #: Exit statuses of a tick that end ``watch``: settings that will not fix themselves.
 FATAL_STATUSES = frozenset({ExitStatus.USAGE, ExitStatus.CONFIG})
@@ -67,6 +70,13 @@ FATAL_STATUSES = frozenset({ExitStatus.USAGE, ExitStatus.CONFIG})
     help="Random delay added to each tick, 0 to this (default 0s). [env: CDNLOGS_WATCH_JITTER]",
 )
 @click.option(
+    "--reconcile",
+    is_flag=True,
+    default=False,
+    help="After each tick's sync and ingest, reconcile with the provider's hourly counts "
+    "(needs --ingest). [env: CDNLOGS_WATCH_RECONCILE]",
+)
+@click.option(
     "--max-ticks",
     type=click.IntRange(min=1),
     default=None,
@@ -89,6 +99,7 @@ def watch_command(
     dataset: Path | None,
     every: str | None,
     jitter: str | None,
+    reconcile: bool,
     max_ticks: int | None,
     config_path: Path | None,
     api: dict[str, Any],
@@ -98,8 +109,8 @@ def watch_command(
     """Sync every --every (1h) until stopped: the service mode for containers and supervisors.
 
     The first tick runs at once. Each tick is a `cdnlogs sync` run (same lock, metrics file
-    and pings); a tick that fails (API refusal, files that failed) is reported and the next
-    tick runs on time; a bad setting ends watch with exit 2 or 3. A tick that finds the
+    and pings), then with --reconcile a `cdnlogs reconcile` run; a tick that fails (API
+    refusal, files that failed, a short hour) is reported and the next tick runs on time; a bad setting ends watch with exit 2 or 3. A tick that finds the
     archive locked by another run is skipped; one that overruns its interval makes the
     ticks it covered be skipped. SIGTERM (docker stop, systemctl stop, a pod's deletion)
     exits 143: at once between ticks, and during a tick after the files in flight were
@@ -117,6 +128,7 @@ def watch_command(
         ingest_after_sync=ingest,
         watch_every=every,
         watch_jitter=jitter,
+        watch_reconcile=reconcile,
         **api,
         **ops,
     )
@@ -124,6 +136,15 @@ def watch_command(
         raise UsageError("watch syncs up to each tick's now: it takes no `until`")
     check_settings(settings)
     resolve_window(settings, datetime.now(UTC))  # a bad --since fails now, not at a tick
+    if settings.watch_reconcile:
+        if not settings.ingest_after_sync:
+            raise UsageError(
+                "--reconcile compares the dataset with the provider: it needs --ingest",
+                hint="add --ingest (or ingest_after_sync = true in the config file)",
+            )
+        from cdnlogs.reconcile_run import reconcile_window
+
+        reconcile_window(settings, datetime.now(UTC))  # a window with no settled hour
     schedule = Schedule(
         every=parse_duration(settings.watch_every).total_seconds(),
         jitter=parse_duration(settings.watch_jitter).total_seconds(),
@@ -167,26 +188,62 @@ class _Ticker:
         except LockedError as exc:
             click.echo(f"watch: tick {number} skipped: {exc.message}", err=True)
             return
-        try:
-            with operated_run(self.settings, "sync") as run:
-                sync_once(
-                    self.app,
-                    self.settings,
-                    run,
-                    lambda summary, ingested: self._report(number, summary, ingested),
-                    progress=False,
+        status = self._step(
+            number,
+            "sync",
+            lambda run: sync_once(
+                self.app,
+                self.settings,
+                run,
+                lambda summary, ingested: self._report(number, summary, ingested),
+                progress=False,
+            ),
+        )
+        if self.settings.watch_reconcile:
+            from cdnlogs.cli.reconcile import reconcile_once
+
+            status = (
+                self._step(
+                    number,
+                    "reconcile",
+                    lambda run: reconcile_once(
+                        self.settings, run, lambda result: self._report_reconcile(number, result)
+                    ),
                 )
+                or status
+            )
+        self.last_status = status
+
+    def _step(self, number: int, command: str, body: Callable[[RunRecorder], None]) -> int:
+        """Run one reported step of a tick; its exit status (fatal ones end watch)."""
+        try:
+            with operated_run(self.settings, command) as run:
+                body(run)
         except CdnLogsError as exc:
-            self.last_status = exit_status_of(exc)
-            if self.last_status in FATAL_STATUSES:
+            status = exit_status_of(exc)
+            if status in FATAL_STATUSES:
                 raise
             click.echo(
-                f"watch: tick {number} failed (exit {self.last_status}): "
+                f"watch: tick {number} {command} failed (exit {status}): "
                 f"{redact_text(exc.message)}",
                 err=True,
             )
+            return status
+        return ExitStatus.OK
+
+    def _report_reconcile(self, number: int, result: ReconcileResult) -> None:
+        if self.as_json:
+            data = {"tick": number, "reconcile": result.to_dict()}
+            click.echo(json.dumps(data), file=self.app.stdout)
             return
-        self.last_status = ExitStatus.OK
+        ratios = ", ".join(
+            f"{d.domain} {'n/a' if d.ratio is None else f'{d.ratio:.3f}'}"
+            f" ({len(d.short_hours)} short)"
+            for d in result.domains
+        )
+        click.echo(
+            f"tick {number}: reconcile {result.verdict.value}: {ratios}", file=self.app.stdout
+        )
 
     def _report(self, number: int, summary: SyncSummary, ingested: IngestSummary | None) -> None:
         if self.as_json:
