@@ -109,12 +109,13 @@ def watch_command(
     """Sync every --every (1h) until stopped: the service mode for containers and supervisors.
 
     The first tick runs at once. Each tick is a `cdnlogs sync` run (same lock, metrics file
-    and pings), then with --reconcile a `cdnlogs reconcile` run; a tick that fails (API
-    refusal, files that failed, a short hour) is reported and the next tick runs on time; a bad setting ends watch with exit 2 or 3. A tick that finds the
-    archive locked by another run is skipped; one that overruns its interval makes the
-    ticks it covered be skipped. SIGTERM (docker stop, systemctl stop, a pod's deletion)
-    exits 143: at once between ticks, and during a tick after the files in flight were
-    dropped (no half file). Ctrl-C exits 130.
+    and pings), then with --reconcile a `cdnlogs reconcile` run. A tick that fails (API
+    refusal, files that failed, a short hour) is reported and the next tick runs on time; a
+    bad setting ends watch with exit 2 or 3. A tick that finds the archive locked by another
+    run is skipped; one that overruns its interval makes the ticks it covered be skipped.
+    SIGTERM (docker stop, systemctl stop, a pod's deletion) exits 143: at once between
+    ticks, and during a tick after the files in flight were dropped (no half file). Ctrl-C
+    exits 130.
     """
     settings = make_settings(
         config_path,
