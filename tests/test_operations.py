@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cdnlogs.check import check_window
 from cdnlogs.cli import main
 from cdnlogs.config import Settings
 from cdnlogs.errors import ExitStatus
@@ -510,3 +511,23 @@ def test_watch_reconcile_needs_ingest(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert code == ExitStatus.USAGE
     assert "--reconcile compares the dataset with the provider: it needs --ingest" in err
+
+
+def test_check_window_judges_whole_settled_hours_inside_the_look_back() -> None:
+    now = datetime(2026, 12, 2, 7, 38, tzinfo=UTC)
+    start, end = check_window(
+        now=now, since=None, lookback=timedelta(hours=72), settle=timedelta(hours=24)
+    )
+    # Sync lists [now - 72h, now): the hour 07:00 of 11-29 starts before that, so it is left out.
+    assert start == datetime(2026, 11, 29, 8, tzinfo=UTC)
+    assert end == datetime(2026, 12, 1, 7, tzinfo=UTC)  # 07:00-08:00 ended less than 24 h ago
+    aligned = datetime(2026, 11, 30, 3, tzinfo=UTC)
+    assert check_window(now=now, since=aligned, lookback=timedelta(0), settle=timedelta(0)) == (
+        aligned,
+        datetime(2026, 12, 2, 7, tzinfo=UTC),
+    )
+    # A settle longer than the window leaves nothing to judge (an empty window, not an error).
+    assert (
+        check_window(now=now, since=None, lookback=timedelta(hours=6), settle=timedelta(hours=24))
+        == (datetime(2026, 12, 2, 2, tzinfo=UTC),) * 2
+    )
