@@ -7,8 +7,12 @@ response models, so a wrong field name or nesting shows up as a missing value he
 from __future__ import annotations
 
 import gzip
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alibabacloud_cdn20180510 import models as cdn_models
@@ -199,3 +203,45 @@ def test_a_dcdn_error_names_the_dcdn_host(sim: Simulator) -> None:
         client.describe_dcdn_domain_qps_data(request)
     assert info.value.code == "InvalidDomain.NotFound"
     assert info.value.data["HostId"] == "dcdn.aliyuncs.com"
+
+
+def test_simulate_command_hides_and_truncates_files(tmp_path: Path) -> None:
+    domain = "x.example.com"
+    with Simulator(SimulatorConfig(domains=(domain,), days=1, seed=1)) as local:
+        files = local.files(domain)
+    hidden, truncated = files[3], files[4]
+    argv = [sys.executable, "-m", "cdnlogs", "simulate", "--days", "1", "--domains", domain]
+    argv += ["--hide-file", hidden.name, "--truncate-file", truncated.name]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            endpoint = proc.stdout.readline().split(" at ")[1].split()[0]
+            secret = proc.stdout.readline().split("ALIBABA_CLOUD_ACCESS_KEY_SECRET=")[1].split()[0]
+            client = CdnClient(
+                Config(
+                    access_key_id="LTAI5tSimulatorDemoKey",
+                    access_key_secret=secret,
+                    endpoint=endpoint.removeprefix("http://"),
+                    protocol="http",
+                )
+            )
+            request = cdn_models.DescribeCdnDomainLogsRequest(domain_name=domain)
+            detail = client.describe_cdn_domain_logs(request).body.domain_log_details
+            sizes = {
+                e.log_name: e.log_size
+                for e in detail.domain_log_detail[0].log_infos.log_info_detail
+            }
+            assert hidden.name not in sizes
+            assert 0 < sizes[truncated.name] < truncated.size
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=10)
+            assert proc.returncode == 0, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    bad = subprocess.run(
+        [*argv[:8], "--hide-file", "nope.gz"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2
+    assert "the simulator has no file 'nope.gz'" in bad.stderr

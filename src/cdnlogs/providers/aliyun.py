@@ -1,6 +1,7 @@
 """Alibaba Cloud CDN, DCDN and VOD over the official SDKs: listings, monitoring, retries, errors.
 
-Calls go through the generic ``alibabacloud_tea_openapi`` client's ``call_api`` so we get the raw
+Calls go through ``call_api`` of the product's SDK client (a subclass of the generic
+``alibabacloud_tea_openapi`` client, carrying the product's endpoint rules) so we get the raw
 JSON body and can read both the 2018-05-10 and the legacy 2014-11-11 shapes
 (:mod:`cdnlogs.providers.aliyun_shapes`). The SDK's own retries stay off: one retry loop here,
 with :class:`cdnlogs.retry.RetryPolicy` (exponential backoff, full jitter, bounded in attempts
@@ -64,6 +65,8 @@ MAX_PAGES = 10_000
 #: Monitoring: one data point per hour; the API answers at most 31 days per call at 3600 s.
 MONITORING_INTERVAL_SECONDS = 3600
 MONITORING_SPAN = timedelta(days=31)
+#: ... and keeps hourly data for 186 days.
+MONITORING_RETENTION = timedelta(days=186)
 
 _AUTH_PREFIXES = (
     "InvalidAccessKeyId",
@@ -122,14 +125,23 @@ def classify(
     request_id: str | None = None,
     status: int | None = None,
     product: Product = CDN,
+    action: str | None = None,
 ) -> ApiError | _Transient:
-    """Map a provider error to the exception to raise (or a _Transient to retry)."""
+    """Map a provider error to the exception to raise (or a _Transient to retry).
+
+    ``action`` (the call that failed) makes a permission hint name the RAM action it needs.
+    """
     code = code or None
     if code and (code.startswith("Throttling") or code in _TRANSIENT_CODES):
         return _Transient(message, code, request_id, status)
     hint = next((h for prefix, h in _HINTS.items() if code and code.startswith(prefix)), None)
     if hint is not None and product is not CDN:
-        hint = hint.replace(CDN.ram_actions, product.ram_actions).replace("CDN", product.title)
+        # `cdnlogs domains` lists CDN domains only.
+        hint = hint.replace("CDN", product.title)
+        if "cdnlogs domains" in hint:
+            hint = f"check the domain name in the {product.title} console"
+    if action and code and code.startswith(("Forbidden", "NoPermission")):
+        hint = f"the RAM user needs {product.name}:{action}"
     kwargs: dict[str, Any] = {"code": code, "request_id": request_id, "status": status}
     if code and code.startswith(_AUTH_PREFIXES):
         return ApiAuthError(message, hint=hint, **kwargs)
@@ -285,11 +297,22 @@ class AliyunCdnProvider:
         """The product's traffic and request series of ``domain``, per UTC hour in [start, end).
 
         ``start``/``end`` are moved to hour boundaries; calls cover at most 31 days each, as
-        the API allows at Interval 3600.
+        the API allows at Interval 3600. A start older than the 186 days the provider keeps
+        hourly data is moved forward with a warning: the older hours have no data point.
         """
         start = _floor_hour(start.astimezone(UTC))
         end = _ceil_hour(end.astimezone(UTC))
         counts = HourlyCounts(domain=domain, start=start, end=end)
+        oldest = _ceil_hour(self._now() - MONITORING_RETENTION)
+        if start < oldest:
+            log.warning(
+                "%s: the provider keeps hourly counts for %d days; asking from %s, not %s",
+                domain,
+                MONITORING_RETENTION.days,
+                iso_utc(oldest),
+                iso_utc(start),
+            )
+            start = oldest
         traffic: dict[datetime, float] = {}
         requests: dict[datetime, float] = {}
         chunk_start = start
@@ -383,7 +406,7 @@ class AliyunCdnProvider:
         try:
             response = self._client.call_api(api_params, request, RuntimeOptions())
         except Exception as exc:
-            raise self._translate(exc) from None
+            raise self._translate(exc, action) from None
         body = response.get("body") if isinstance(response, dict) else None
         if not isinstance(body, dict):
             raise _Transient(
@@ -399,6 +422,7 @@ class AliyunCdnProvider:
                 request_id=request_id,
                 status=200,
                 product=self.product,
+                action=action,
             )
             raise error
         log.info(
@@ -410,7 +434,7 @@ class AliyunCdnProvider:
         )
         return body
 
-    def _translate(self, exc: Exception) -> ApiError | _Transient:
+    def _translate(self, exc: Exception, action: str) -> ApiError | _Transient:
         """Turn an SDK or transport exception into ours."""
         from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 
@@ -427,6 +451,7 @@ class AliyunCdnProvider:
                 request_id=str(request_id) if request_id and request_id != "None" else None,
                 status=status if isinstance(status, int) else None,
                 product=self.product,
+                action=action,
             )
         cause = inner if isinstance(inner, BaseException) else exc
         # Transport failures (refused, reset, timeout) and unreadable bodies: retry.

@@ -48,8 +48,6 @@ class Product:
     requests: Series
     #: The official SDK package's module (its ``client.Client`` subclasses tea-openapi's).
     sdk_module: str
-    #: The RAM actions a permission error should name.
-    ram_actions: str
 
 
 CDN = Product(
@@ -61,7 +59,6 @@ CDN = Product(
     traffic=Series("DescribeDomainTrafficData", "TrafficDataPerInterval", "Value"),
     requests=Series("DescribeDomainQpsData", "QpsDataInterval", "AccValue"),
     sdk_module="alibabacloud_cdn20180510",
-    ram_actions="cdn:DescribeCdnDomainLogs (and cdn:DescribeUserDomains)",
 )
 DCDN = Product(
     name="dcdn",
@@ -72,7 +69,6 @@ DCDN = Product(
     traffic=Series("DescribeDcdnDomainTrafficData", "TrafficDataPerInterval", "Traffic"),
     requests=Series("DescribeDcdnDomainQpsData", "QpsDataPerInterval", "Acc"),
     sdk_module="alibabacloud_dcdn20180115",
-    ram_actions="dcdn:DescribeDcdnDomainLog",
 )
 VOD = Product(
     name="vod",
@@ -84,7 +80,6 @@ VOD = Product(
     traffic=Series("DescribeVodDomainTrafficData", "TrafficDataPerInterval", "Value"),
     requests=Series("DescribeVodDomainQpsData", "QpsDataInterval", "AccValue"),
     sdk_module="alibabacloud_vod20170321",
-    ram_actions="vod:DescribeVodDomainLog",
 )
 
 PRODUCTS: dict[str, Product] = {p.name: p for p in (CDN, DCDN, VOD)}
