@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -531,3 +533,23 @@ def test_check_window_judges_whole_settled_hours_inside_the_look_back() -> None:
         check_window(now=now, since=None, lookback=timedelta(hours=6), settle=timedelta(hours=24))
         == (datetime(2026, 12, 2, 2, tzinfo=UTC),) * 2
     )
+
+
+def test_a_run_without_hooks_loads_neither_requests_nor_prometheus_client(tmp_path: Path) -> None:
+    """ingest stays free of the HTTP stack; the hooks' libraries load only when asked for."""
+    code = (
+        "import sys\n"
+        "from cdnlogs.cli import main\n"
+        f"sys.argv = ['cdnlogs', 'ingest', '--out', {str(tmp_path / 'out')!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('requests', 'prometheus_client')\n"
+        "print('loaded=' + ','.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.splitlines()[-1] == "loaded="
+    with_hook = code.replace("'--out'", "'--metrics-file', 'm.prom', '--out'")
+    done = subprocess.run(
+        [sys.executable, "-c", with_hook], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stderr.splitlines()[-1] == "loaded=prometheus_client"
+    assert (tmp_path / "m.prom").exists()

@@ -89,10 +89,11 @@ class RunRecorder:
 @contextmanager
 def operated_run(settings: Settings, command: str) -> Iterator[RunRecorder]:
     """Run the body as one reported run of ``command`` (see the module docstring)."""
-    from cdnlogs import heartbeat
-
     recorder = RunRecorder(command=command, started=datetime.now(UTC))
     if settings.ping_url:
+        # Imported only when asked for: it loads requests, which ingest otherwise never does.
+        from cdnlogs import heartbeat
+
         heartbeat.ping(settings.ping_url, "start", timeout=settings.heartbeat_timeout_seconds)
     try:
         yield recorder
@@ -106,14 +107,16 @@ def report_run(
     settings: Settings, recorder: RunRecorder, exit_status: int, error: str | None
 ) -> None:
     """Metrics, then the success/fail ping, then (on failure) the webhook."""
-    from cdnlogs import heartbeat
-
     finished = datetime.now(UTC)
     if settings.metrics_file is not None:
         write_run_metrics(settings, recorder, finished, exit_status)
     timeout = settings.heartbeat_timeout_seconds
     ok = exit_status == 0
     line = _headline(recorder, exit_status, error)
+    if not (settings.ping_url or (settings.notify_webhook and not ok)):
+        return
+    from cdnlogs import heartbeat
+
     if settings.ping_url:
         heartbeat.ping(settings.ping_url, "success" if ok else "fail", body=line, timeout=timeout)
     if settings.notify_webhook and not ok:
