@@ -108,6 +108,7 @@ CASES: list[tuple[BaseException | None, ExitStatus, str]] = [
     (RuntimeError("Query interrupted"), ExitStatus.INTERRUPTED, ""),
     (duckdb.InterruptException("INTERRUPT Error: Interrupted!"), ExitStatus.INTERRUPTED, ""),
     (RuntimeError("interrupted by a bug"), ExitStatus.ERROR, "unexpected RuntimeError"),
+    (errors.IncompleteArchiveError("2 hours missing"), ExitStatus.INCOMPLETE, "2 hours missing"),
 ]
 
 

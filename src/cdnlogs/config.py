@@ -119,6 +119,28 @@ class Settings:
     reconcile_settle: str = DEFAULT_SETTLE
     #: Extra request parameters from a legacy aliyun.ini ``[Select]`` section (LogDay, ...).
     legacy_params: dict[str, str] = field(default_factory=dict)
+    #: Prometheus textfile written after each sync/ingest/watch tick (``None``: none).
+    metrics_file: Path | None = None
+    #: Dead-man's switch base URL: pinged at ``/start``, on success, and at ``/fail``.
+    #: Not a secret field (a flag is fine) but never printed: the path is the check's key.
+    ping_url: str | None = field(default=None, repr=False)
+    #: URL that gets a JSON summary when a run fails (may carry a token: never printed).
+    notify_webhook: str | None = field(default=None, repr=False)
+    #: Timeout of one ping or webhook call; they never fail the run.
+    heartbeat_timeout_seconds: float = 10.0
+    #: ``status --check``: an hour counts as settled this long after it ended (logs are late).
+    check_settle: str = "24h"
+    #: ``status --check``: the last successful sync may be at most this old.
+    check_stale_after: str = "3h"
+    #: ``status --check``: settled hours per domain allowed to have no file (quiet domains).
+    check_max_gap_hours: int = 0
+    #: ``watch``: time between ticks, and the random delay (0 to this) added to each.
+    watch_every: str = "1h"
+    watch_jitter: str = "0s"
+    #: ``sync`` and ``watch`` ingest after syncing (as ``--ingest``).
+    ingest_after_sync: bool = False
+    #: ``watch`` reconciles with the provider's counts after each tick's sync and ingest.
+    watch_reconcile: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -537,6 +559,22 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
                 parse_when(value, now=reference)
             except UsageError as exc:
                 fail(name, exc.message)
+    for name in ("check_settle", "check_stale_after", "watch_every", "watch_jitter"):
+        try:
+            parse_duration(getattr(settings, name))
+        except UsageError as exc:
+            fail(name, exc.message)
+    if parse_duration(settings.watch_every) <= timedelta(0):
+        fail("watch_every", "must be more than 0 seconds")
+    if settings.check_max_gap_hours < 0:
+        fail("check_max_gap_hours", f"must be 0 or more, got {settings.check_max_gap_hours}")
+    if settings.heartbeat_timeout_seconds <= 0:
+        fail("heartbeat_timeout_seconds", "must be more than 0 seconds")
+    for name in ("ping_url", "notify_webhook"):
+        url = getattr(settings, name)
+        if url is not None and not _is_http_url(url):
+            # The value may hold a token: name the setting, never echo it.
+            fail(name, "must be an http:// or https:// URL with a host")
     if not settings.layout.strip():
         fail("layout", "must not be empty")
     try:
@@ -563,3 +601,8 @@ def _check_endpoint(endpoint: str, fail: typing.Callable[[str], None]) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         fail(f"must be scheme://host[:port] only, got {endpoint!r}")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

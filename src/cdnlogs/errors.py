@@ -21,7 +21,8 @@ The whole tree::
     ├── ManifestError                 1  the SQLite ledger is unusable
     │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
     │   └── LockedError               1  another sync holds the archive lock
-    └── ParseError                    1  a log line or file that cannot be parsed
+    ├── ParseError                    1  a log line or file that cannot be parsed
+    └── IncompleteArchiveError        6  `status --check`: missing hours, failed files, stale sync
 
 This module imports nothing from the package, so every other module may import it.
 """
@@ -42,6 +43,8 @@ class ExitStatus(IntEnum):
     PARTIAL = 5
     #: ``reconcile``: some settled hour (or day) holds less than the provider counted.
     SHORT = 6
+    #: ``status --check``: the same status for "the archive is incomplete or stale".
+    INCOMPLETE = 6
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -181,6 +184,12 @@ class LockedError(ManifestError):
 
 class ParseError(CdnLogsError):
     """A log line or file cannot be parsed."""
+
+
+class IncompleteArchiveError(CdnLogsError):
+    """A check found the archive incomplete or stale (the reasons are in the message)."""
+
+    exit_code = ExitStatus.INCOMPLETE
 
 
 def is_interrupt(exc: BaseException) -> bool:

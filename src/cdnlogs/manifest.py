@@ -517,6 +517,20 @@ class Manifest:
         dom, started, finished, ok, summary = rows[0]
         return RunRecord(dom, from_text(started), from_text(finished), bool(ok), summary)
 
+    def run_totals(self) -> dict[str, tuple[int, int]]:
+        """Per domain, the files and gzip bytes every recorded sync run fetched (for counters).
+
+        Summed from the run rows' summaries, so the figures only grow (Prometheus counters);
+        a run stopped before it recorded itself is not counted.
+        """
+        rows = self._query(
+            "SELECT domain,"
+            " COALESCE(SUM(json_extract(summary_json, '$.fetched')), 0),"
+            " COALESCE(SUM(json_extract(summary_json, '$.bytes')), 0)"
+            " FROM runs GROUP BY domain ORDER BY domain"
+        )
+        return {str(domain): (int(files), int(nbytes)) for domain, files, nbytes in rows}
+
     def files_to_ingest(self) -> list[FileRecord]:
         """Done rows never ingested, or whose sha256 changed since they were ingested."""
         rows = self._query(

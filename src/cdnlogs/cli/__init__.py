@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, str] = {
     "export": "analysis",
     "report": "report",
     "reconcile": "reconcile",
+    "watch": "watch",
 }
 
 
@@ -75,6 +76,31 @@ def _setup_logging(verbose: int) -> None:
     root.propagate = False
 
 
+def exit_status_of(exc: BaseException | None) -> int:
+    """The status ``main()`` exits with when a command ends by raising ``exc`` (None: success).
+
+    The one mapping from outcomes to exit statuses; the run hooks (metrics, pings) report it.
+    """
+    if exc is None:
+        return ExitStatus.OK
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
+        # click turns a KeyboardInterrupt (and so a SIGTERM's Terminated) into Abort.
+        terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
+        return ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+    if isinstance(exc, click.ClickException):
+        return ExitStatus.USAGE if exc.exit_code == 2 else exc.exit_code
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        return code if isinstance(code, int) else ExitStatus.OK if code is None else 1
+    if isinstance(exc, CdnLogsError):
+        return exc.exit_code
+    if is_interrupt(exc):  # Ctrl-C while DuckDB ran a statement
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.ERROR
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every outcome into an exit status."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -83,26 +109,24 @@ def main(argv: list[str] | None = None) -> None:
         with sigterm_as_interrupt():
             status = cli.main(args=argv, prog_name="cdnlogs", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
-        # click turns a KeyboardInterrupt (and so a SIGTERM's Terminated) into Abort.
         click.echo("", err=True)
-        terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
-        sys.exit(ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED)
+        sys.exit(exit_status_of(exc))
     except click.ClickException as exc:
         exc.show()
-        sys.exit(ExitStatus.USAGE if exc.exit_code == 2 else exc.exit_code)
+        sys.exit(exit_status_of(exc))
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        sys.exit(exit_status_of(exc))
     except CdnLogsError as exc:
         if debug:
             raise
         click.echo(f"Error: {redact_text(exc.message)}", err=True)
         if exc.hint:
             click.echo(f"hint: {redact_text(exc.hint)}", err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(exit_status_of(exc))
     except Exception as exc:
-        if is_interrupt(exc):  # Ctrl-C while DuckDB ran a statement
+        if is_interrupt(exc):
             click.echo("", err=True)
-            sys.exit(ExitStatus.INTERRUPTED)
+            sys.exit(exit_status_of(exc))
         if debug:
             raise
         click.echo(
@@ -110,8 +134,8 @@ def main(argv: list[str] | None = None) -> None:
             "(run with --debug for a traceback)",
             err=True,
         )
-        sys.exit(ExitStatus.ERROR)
+        sys.exit(exit_status_of(exc))
     sys.exit(status if isinstance(status, int) else ExitStatus.OK)
 
 
-__all__ = ["COMMAND_MODULES", "LazyGroup", "cli", "main"]
+__all__ = ["COMMAND_MODULES", "LazyGroup", "cli", "exit_status_of", "main"]

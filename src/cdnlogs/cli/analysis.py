@@ -15,6 +15,7 @@ import duckdb
 
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
+from cdnlogs.cli.operate import operated_run, ops_options
 from cdnlogs.cli.options import (
     config_option,
     domain_filter_option,
@@ -71,6 +72,7 @@ def dataset_option(func: Any) -> Any:
     f"Default {DEFAULT_JOBS}. [env: CDNLOGS_INGEST_JOBS]",
 )
 @config_option
+@ops_options
 @json_option
 @click.pass_obj
 def ingest_command(
@@ -82,6 +84,7 @@ def ingest_command(
     keep: str | None,
     jobs: int | None,
     config_path: Path | None,
+    ops: dict[str, Any],
     as_json: bool,
 ) -> None:
     """Load every downloaded log file not yet in the dataset (idempotent per file).
@@ -98,14 +101,19 @@ def ingest_command(
         drop_query=drop_query or None,
         dataset_keep=keep,
         ingest_jobs=jobs,
+        **ops,
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
-    with ArchiveLock(settings.state_dir, purpose="ingest"):
-        summary = ingest_archive(settings, now=datetime.now(UTC))
-    _report_ingest(app, summary, as_json=as_json)
-    if summary.failed:
-        sys.exit(ExitStatus.PARTIAL)
+    with operated_run(settings, "ingest") as run:
+        with ArchiveLock(settings.state_dir, purpose="ingest"):
+            summary = ingest_archive(settings, now=datetime.now(UTC))
+        run.summary = summary.to_dict()
+        run.files_failed = len(summary.failed)
+        run.headline = f"ingested {summary.files} file(s), {summary.rows:,} rows"
+        _report_ingest(app, summary, as_json=as_json)
+        if summary.failed:
+            sys.exit(ExitStatus.PARTIAL)
 
 
 def _report_ingest(app: AppContext, summary: IngestSummary, *, as_json: bool) -> None:

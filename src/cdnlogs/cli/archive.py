@@ -7,12 +7,13 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
+from cdnlogs.cli.operate import RunRecorder, operated_run, ops_options
 from cdnlogs.cli.options import (
     api_options,
     domain_option,
@@ -30,41 +31,53 @@ from cdnlogs.transfer import DownloadResult, DownloadTask
 if TYPE_CHECKING:  # duckdb is imported only by commands that use the dataset
     from cdnlogs.dataset import IngestSummary
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 DEMO_DOMAINS = ("a.example.com", "b.example.com")
 DEMO_DAYS = 2
 DEFAULT_DEMO_OUT = Path("./cdnlogs-demo")
+
+
+def sync_options(func: F) -> F:
+    """``--format``, ``--concurrency``, ``--ingest`` and ``--dataset``: sync's and watch's."""
+    func = click.option(
+        "--dataset",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). "
+        "[env: CDNLOGS_DATASET]",
+    )(func)
+    func = click.option(
+        "--ingest",
+        is_flag=True,
+        default=False,
+        help="After the sync, load the new files into the Parquet dataset (as `cdnlogs ingest`). "
+        "[env: CDNLOGS_INGEST_AFTER_SYNC]",
+    )(func)
+    func = click.option(
+        "--concurrency",
+        type=click.IntRange(1, 64),
+        default=None,
+        help="Parallel downloads (default 8). [env: CDNLOGS_CONCURRENCY]",
+    )(func)
+    func = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["log", "gz"]),
+        default=None,
+        help="log: decompressed text (default); gz: the verified download as is. "
+        "[env: CDNLOGS_FORMAT]",
+    )(func)
+    return func
 
 
 @cli.command("sync")
 @domain_option
 @window_options
 @out_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["log", "gz"]),
-    default=None,
-    help="log: decompressed text (default); gz: the verified download as is. [env: CDNLOGS_FORMAT]",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Parallel downloads (default 8). [env: CDNLOGS_CONCURRENCY]",
-)
-@click.option(
-    "--ingest",
-    is_flag=True,
-    default=False,
-    help="After the sync, load the new files into the Parquet dataset (as `cdnlogs ingest`).",
-)
-@click.option(
-    "--dataset",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
-)
+@sync_options
 @api_options
+@ops_options
 @json_option
 @verbose_option
 @click.pass_obj
@@ -79,6 +92,7 @@ def sync_command(
     concurrency: int | None,
     config_path: Path | None,
     api: dict[str, Any],
+    ops: dict[str, Any],
     as_json: bool,
     ingest: bool,
     dataset: Path | None,
@@ -101,16 +115,57 @@ def sync_command(
         format=fmt,
         concurrency=concurrency,
         **api,
+        **ops,
         dataset=dataset,
+        ingest_after_sync=ingest,
     )
+    with operated_run(settings, "sync") as run:
+        sync_once(
+            app,
+            settings,
+            run,
+            lambda summary, ingested: _report(app, summary, as_json=as_json, ingested=ingested),
+            progress=not as_json,
+        )
+
+
+#: Prints what one sync (and its ingest, if any) did.
+Reporter = Callable[[SyncSummary, "IngestSummary | None"], None]
+
+
+def sync_once(
+    app: AppContext,
+    settings: Settings,
+    run: RunRecorder,
+    report: Reporter,
+    *,
+    progress: bool,
+) -> None:
+    """One sync (and ingest, with ``ingest_after_sync``) as ``sync`` and each watch tick run it.
+
+    Fills ``run`` for the metrics and heartbeats, reports, then raises PartialSyncError
+    (exit 5) when files failed to download or to ingest.
+    """
     from cdnlogs.sync import SyncRun, make_sync_provider
 
     provider = make_sync_provider(settings)
     summary = _run_with_progress(
-        app, lambda cb: SyncRun(settings, provider, callbacks=cb).run(), as_json=as_json
+        app, lambda cb: SyncRun(settings, provider, callbacks=cb).run(), as_json=not progress
     )
-    ingested = _ingest_after_sync(settings) if ingest else None
-    _report(app, summary, as_json=as_json, ingested=ingested)
+    run.summary = summary.to_dict()
+    run.files_failed = len(summary.failed)
+    run.headline = (
+        f"{summary.total('fetched')} fetched, {summary.total('skipped')} already present, "
+        f"{len(summary.failed)} failed"
+    )
+    ingested = None
+    if settings.ingest_after_sync:
+        # The sync is recorded even if the ingest stops the run.
+        ingested = _ingest_after_sync(settings)
+        run.summary["ingest"] = ingested.to_dict()
+        run.files_failed += len(ingested.failed)
+        run.headline += f"; ingested {ingested.files} file(s), {len(ingested.failed)} failed"
+    report(summary, ingested)
     _raise_if_partial(summary)
     if ingested is not None and ingested.failed:
         raise PartialSyncError(f"{len(ingested.failed)} file(s) could not be ingested")

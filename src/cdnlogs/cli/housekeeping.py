@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cdnlogs.check import CheckResult, check_with_settings
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
@@ -23,7 +24,7 @@ from cdnlogs.cli.options import (
     out_option,
 )
 from cdnlogs.config import Settings
-from cdnlogs.errors import PartialSyncError, UsageError
+from cdnlogs.errors import IncompleteArchiveError, PartialSyncError, UsageError
 from cdnlogs.housekeeping import (
     AdoptResult,
     DomainStatus,
@@ -97,6 +98,14 @@ def _open_ledger(settings: Settings) -> Manifest:
     metavar="WHEN",
     help="Look for gaps from here (ISO-8601 or relative like 7d). Default: the look-back (72h).",
 )
+@click.option(
+    "--check",
+    "run_check",
+    is_flag=True,
+    help="Also judge the archive: exit 6 with the reasons when a settled hour has no file, "
+    "files failed, or the last successful sync is too old (settings check_settle, "
+    "check_stale_after, check_max_gap_hours).",
+)
 @json_option
 @click.pass_context
 def status(
@@ -105,9 +114,14 @@ def status(
     config_path: Path | None,
     domains: tuple[str, ...],
     since: str | None,
+    run_check: bool,
     as_json: bool,
 ) -> None:
-    """Show per-domain file counts, hours covered, gaps in the window and the last sync."""
+    """Show per-domain file counts, hours covered, gaps in the window and the last sync.
+
+    With --check, exit 6 (and name every reason) when the archive is incomplete or stale, so
+    cron or a monitoring agent can alert; 0 when it is complete.
+    """
     settings = make_settings(config_path, out_dir=out_dir, since=since)
     now = datetime.now(UTC)
     start, end = status_window(
@@ -115,13 +129,47 @@ def status(
         since=parse_when(settings.since, now=now) if settings.since else None,
         lookback=parse_duration(settings.lookback),
     )
+    checked: CheckResult | None = None
     with _open_ledger(settings) as manifest:
         wanted = list(domains) or sorted(set(manifest.domains()) | set(settings.domains))
         result = archive_status(manifest, window_start=start, window_end=end, domains=wanted)
+        if run_check:
+            checked = check_with_settings(manifest, settings, now=now, domains=wanted)
     if as_json:
-        _emit_json(_status_json(settings, start, end, result))
+        data = _status_json(settings, start, end, result)
+        if checked is not None:
+            data["check"] = _check_json(checked)
+        _emit_json(data)
+    else:
+        _print_status(_console(ctx), settings, start, end, result)
+        if checked is not None:
+            _print_check(_console(ctx), checked)
+    if checked is not None and not checked.ok:
+        raise IncompleteArchiveError(
+            f"archive check failed: {len(checked.problems)} problem(s) in "
+            f"{len({p.domain for p in checked.problems})} domain(s)",
+            hint="`cdnlogs sync` fetches missing and failed files; see docs/operations.md",
+        )
+
+
+def _check_json(result: CheckResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "settled_window": {"start": _iso(result.window_start), "end": _iso(result.window_end)},
+        "problems": [
+            {"domain": p.domain, "kind": p.kind, "message": p.message} for p in result.problems
+        ],
+    }
+
+
+def _print_check(console: Console, result: CheckResult) -> None:
+    window = f"settled hours {_iso(result.window_start)} to {_iso(result.window_end)}"
+    if result.ok:
+        console.print(f"check: ok ({window})", markup=False)
         return
-    _print_status(_console(ctx), settings, start, end, result)
+    console.print(f"check: {len(result.problems)} problem(s) ({window}):", markup=False)
+    for problem in result.problems:
+        console.print(f"  {problem.domain}: {problem.message}", markup=False)
 
 
 def _status_json(

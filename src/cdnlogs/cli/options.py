@@ -31,6 +31,20 @@ def config_option(func: F) -> F:
     )(func)
 
 
+def grouped(key: str, names: tuple[str, ...]) -> Callable[[F], F]:
+    """Hand the options ``names`` to the command as one keyword ``key``: a dict of them."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def collect(*args: Any, **kwargs: Any) -> Any:
+            kwargs[key] = {name: kwargs.pop(name) for name in names}
+            return command(*args, **kwargs)
+
+        return cast(F, collect)
+
+    return decorate
+
+
 #: The flags ``api_options`` adds; the command receives them together as ``api``.
 API_FLAGS = ("endpoint", "log_scheme", "profile", "api_version", "signature_algorithm", "product")
 
@@ -42,14 +56,7 @@ def api_options(func: F) -> F:
     (``None`` = not given), to pass on as ``make_settings(config_path, **api, ...)``.
     """
 
-    command = func
-
-    @functools.wraps(command)
-    def collect(*args: Any, **kwargs: Any) -> Any:
-        kwargs["api"] = {name: kwargs.pop(name) for name in API_FLAGS}
-        return command(*args, **kwargs)
-
-    func = cast(F, collect)
+    func = grouped("api", API_FLAGS)(func)
     func = click.option(
         "--endpoint",
         default=None,

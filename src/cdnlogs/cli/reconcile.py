@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
+from cdnlogs.cli.operate import RunRecorder, operated_run, ops_options
 from cdnlogs.cli.options import (
     api_options,
     domain_filter_option,
@@ -22,6 +24,7 @@ from cdnlogs.cli.options import (
     verbose_option,
     window_options,
 )
+from cdnlogs.config import Settings
 from cdnlogs.errors import ReconcileShortError
 from cdnlogs.reconcile import Comparison, DomainResult, ReconcileResult, Verdict
 
@@ -73,6 +76,7 @@ MAX_HOURS_NAMED = 6
     help="Judge only hours older than this (default 24h). [env: CDNLOGS_RECONCILE_SETTLE]",
 )
 @api_options
+@ops_options
 @json_option
 @verbose_option
 @click.pass_obj
@@ -88,6 +92,7 @@ def reconcile_command(
     reconcile_settle: str | None,
     config_path: Path | None,
     api: dict[str, Any],
+    ops: dict[str, Any],
     as_json: bool,
 ) -> None:
     """Compare the dataset with the provider's hourly traffic and request counts.
@@ -98,9 +103,6 @@ def reconcile_command(
     dataset, so run `cdnlogs ingest` (or `sync --ingest`) first. Exits 6 when any hour or day
     falls short (a file missing, truncated or not ingested).
     """
-    from cdnlogs.providers import make_monitoring_provider
-    from cdnlogs.reconcile_run import run_reconcile
-
     settings = make_settings(
         config_path,
         domains=domains,
@@ -112,14 +114,45 @@ def reconcile_command(
         reconcile_day_tolerance=reconcile_day_tolerance,
         reconcile_settle=reconcile_settle,
         **api,
+        **ops,
     )
+    with operated_run(settings, "reconcile") as run:
+        reconcile_once(settings, run, lambda result: _report(app, result, as_json=as_json))
+
+
+def reconcile_once(
+    settings: Settings, run: RunRecorder, report: Callable[[ReconcileResult], None]
+) -> None:
+    """One reconcile, as ``reconcile`` and each ``watch --reconcile`` tick run it.
+
+    Fills ``run`` (the ratios for the metrics file), reports, then raises ReconcileShortError
+    (exit 6) when an hour or day falls short.
+    """
+    from cdnlogs.providers import make_monitoring_provider
+    from cdnlogs.reconcile_run import run_reconcile
+
     result = run_reconcile(settings, make_monitoring_provider(settings), now=datetime.now(UTC))
+    run.summary = result.to_dict()
+    for domain in result.domains:
+        if domain.ratio is not None:
+            run.metric("cdnlogs_reconcile_ratio", domain.ratio, domain=domain.domain)
+        if domain.requests_ratio is not None:
+            run.metric(
+                "cdnlogs_reconcile_requests_ratio", domain.requests_ratio, domain=domain.domain
+            )
+        run.metric("cdnlogs_reconcile_short_hours", len(domain.short_hours), domain=domain.domain)
+    short = sum(len(d.short_hours) for d in result.domains)
+    run.headline = f"reconcile {result.verdict.value}: {short} short hour(s)"
+    report(result)
+    if not result.ok:
+        raise _short_error(result)
+
+
+def _report(app: AppContext, result: ReconcileResult, *, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2), file=app.stdout)
     else:
         _print_result(app, result)
-    if not result.ok:
-        raise _short_error(result)
 
 
 def _short_error(result: ReconcileResult) -> ReconcileShortError:
