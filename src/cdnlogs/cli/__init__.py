@@ -19,7 +19,7 @@ from cdnlogs.__about__ import __version__
 from cdnlogs.cli.context import AppContext
 from cdnlogs.errors import CdnLogsError, ExitStatus, is_interrupt
 from cdnlogs.redact import RedactingFilter, redact_text
-from cdnlogs.signals import Terminated, sigterm_as_interrupt
+from cdnlogs.signals import Terminated, sigterm_as_interrupt, sigterm_received
 
 #: Every command and the module under ``cdnlogs.cli`` that defines it.
 COMMAND_MODULES: dict[str, str] = {
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         # click turns a KeyboardInterrupt (and so a SIGTERM's Terminated) into Abort.
         click.echo("", err=True)
         terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
-        sys.exit(ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED)
+        sys.exit(_interrupted_status(terminated))
     except click.ClickException as exc:
         exc.show()
         sys.exit(ExitStatus.USAGE if exc.exit_code == 2 else exc.exit_code)
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"hint: {redact_text(exc.hint)}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
-        if is_interrupt(exc):  # Ctrl-C while DuckDB ran a statement
+        if is_interrupt(exc):  # Ctrl-C or SIGTERM while DuckDB ran a statement
             click.echo("", err=True)
-            sys.exit(ExitStatus.INTERRUPTED)
+            sys.exit(_interrupted_status(False))
         if debug:
             raise
         click.echo(
@@ -111,6 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(ExitStatus.ERROR)
     sys.exit(status if isinstance(status, int) else ExitStatus.OK)
+
+
+def _interrupted_status(terminated: bool) -> ExitStatus:
+    # DuckDB may swallow the Terminated exception (see signals.py): the signal itself decides.
+    if terminated or sigterm_received():
+        return ExitStatus.TERMINATED
+    return ExitStatus.INTERRUPTED
 
 
 __all__ = ["COMMAND_MODULES", "LazyGroup", "cli", "main"]
