@@ -15,6 +15,7 @@ The whole tree::
     │   ├── UnsafeNameError           5  a LogName from the network that cannot be a plain file name
     │   ├── UrlExpiredError           5  the signed URL expired or was refused (403): re-list once
     │   ├── RemoteNotFoundError       5  the log host keeps answering 404 for the file
+    │   ├── RedirectRefusedError      5  the log host redirected a signed URL to another host
     │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
     ├── PartialSyncError              5  some files failed after retries; the rest were kept
     ├── ManifestError                 1  the SQLite ledger is unusable
@@ -142,6 +143,10 @@ class UrlExpiredError(TransferError):
 
 class RemoteNotFoundError(TransferError):
     """The log host answered 404 for the file, again after a short retry."""
+
+
+class RedirectRefusedError(TransferError):
+    """The log host redirected a signed URL to another origin; it was not followed."""
 
 
 class RetriesExceededError(TransferError):

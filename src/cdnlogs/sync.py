@@ -187,7 +187,7 @@ def resolve_window(settings: Settings, now: datetime) -> tuple[datetime, datetim
 
 
 def transfer_config(settings: Settings) -> TransferConfig:
-    """The downloader's tunables from the settings (concurrency, timeouts, attempts)."""
+    """The downloader's tunables from the settings (concurrency, timeouts, attempts, pace)."""
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
     return TransferConfig(
         max_workers=settings.concurrency,
@@ -199,6 +199,9 @@ def transfer_config(settings: Settings) -> TransferConfig:
             max_delay_seconds=retry.max_delay_seconds,
             max_elapsed_seconds=retry.max_elapsed_seconds,
         ),
+        min_speed_bytes_per_second=settings.download_min_speed_bytes_per_second,
+        min_speed_seconds=settings.download_min_speed_seconds,
+        max_attempt_seconds=settings.download_max_seconds,
     )
 
 
