@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from cdnlogs import errors
 from cdnlogs.cli import cli, main
 from cdnlogs.errors import ExitStatus
+from cdnlogs.signals import Terminated
 
 
 def all_commands(group: click.Group = cli, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -100,6 +101,7 @@ CASES: list[tuple[BaseException | None, ExitStatus, str]] = [
     (errors.ApiThrottledError("slow", code="Throttling.User"), ExitStatus.API, "Throttling"),
     (errors.PartialSyncError("2 files failed"), ExitStatus.PARTIAL, "2 files failed"),
     (KeyboardInterrupt(), ExitStatus.INTERRUPTED, ""),
+    (Terminated("signal 15"), ExitStatus.TERMINATED, ""),  # SIGTERM (signals.py)
     # Ctrl-C while DuckDB runs a statement: how duckdb reports it, in its thread or another
     (RuntimeError("Query interrupted"), ExitStatus.INTERRUPTED, ""),
     (duckdb.InterruptException("INTERRUPT Error: Interrupted!"), ExitStatus.INTERRUPTED, ""),
@@ -126,7 +128,7 @@ def test_main_translates_each_outcome(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
-    if status not in (ExitStatus.OK, ExitStatus.INTERRUPTED):
+    if status not in (ExitStatus.OK, ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
         assert err.startswith("Error: ")
 
 

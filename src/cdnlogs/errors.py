@@ -18,7 +18,8 @@ The whole tree::
     │   ├── RedirectRefusedError      5  the log host redirected a signed URL to another host
     │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
     ├── PartialSyncError              5  some files failed after retries; the rest were kept
-    ├── ManifestError                 1  the SQLite ledger is unusable
+    ├── ArchivePathError              1  --out (or a directory in it) cannot be a directory here
+    ├── ManifestError                 1  the SQLite ledger is unusable, or cannot be written
     │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
     │   └── LockedError               1  another sync holds the archive lock
     └── ParseError                    1  a log line or file that cannot be parsed
@@ -161,6 +162,10 @@ class PartialSyncError(CdnLogsError):
     """Some files failed after retries; every other file was kept and recorded."""
 
     exit_code = ExitStatus.PARTIAL
+
+
+class ArchivePathError(CdnLogsError):
+    """A directory the archive needs cannot exist: a regular file is in the way, or no rights."""
 
 
 class ManifestError(CdnLogsError):

@@ -37,7 +37,7 @@ from cdnlogs.plan import FetchTask, Plan, plan_fetches
 from cdnlogs.providers.base import Provider
 from cdnlogs.redact import redact_text
 from cdnlogs.retry import RetryPolicy
-from cdnlogs.storage import FORMATS, resolve_inside, validate_layout
+from cdnlogs.storage import FORMATS, make_directory, resolve_inside, validate_layout
 from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 from cdnlogs.transfer import (
     DEFAULT_RETRY_POLICY,
@@ -289,7 +289,7 @@ class SyncRun:
             format=settings.format,
         )
         domains = select_domains(settings, self.provider)
-        settings.out_dir.mkdir(parents=True, exist_ok=True)
+        make_directory(settings.out_dir)
         with (
             ArchiveLock(settings.state_dir, purpose="sync"),
             Manifest.open(settings.state_dir) as manifest,
