@@ -137,8 +137,9 @@ def test_a_ledger_that_cannot_grow_stops_the_sync_with_a_clear_error_and_loses_n
     done = [r for r in rows if r.status is Status.DONE]
     assert len(rows) == total and 0 < len(done) < total
     for row in done:
-        assert row.local_path is not None
-        assert (out / row.local_path).read_bytes() == gzip.decompress(sim.file(row.log_name).gz)
+        gz = sim.file(row.log_name).gz
+        assert row.local_path is not None and gz is not None
+        assert (out / row.local_path).read_bytes() == gzip.decompress(gz)
     # With room again, the next run completes the archive without fetching a done file twice.
     proc = _run(*_sync_args(sim, out), sim=sim)
     assert proc.returncode == 0, proc.stderr

@@ -484,7 +484,9 @@ def test_sigterm_mid_sync_stops_within_seconds_and_leaves_a_consistent_archive(
     assert 0 < len(done) < total and stalled not in done
     assert {r.status for n, r in rows.items() if n not in done} == {Status.PENDING}
     for name in done:  # a done row always has its complete file
-        assert (out / rows[name].local_path).read_bytes() == gzip.decompress(sim.file(name).gz)
+        gz = sim.file(name).gz
+        assert gz is not None
+        assert (out / rows[name].local_path).read_bytes() == gzip.decompress(gz)
     sim.faults.bandwidth_bytes_per_second = None
     summary = _sync(sim, out)
     assert summary.ok and summary.total("fetched") == total - len(done)
