@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cdnlogs import retry
 from cdnlogs.errors import CdnLogsError, ConfigError, UsageError
 from cdnlogs.models import PROVIDER_TZ
-from cdnlogs.retry import DEFAULT_ATTEMPTS as RETRY_DEFAULT_ATTEMPTS
 from cdnlogs.storage import validate_layout
 from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 
@@ -51,7 +51,8 @@ DEFAULT_API_RATE = 50.0  # calls per second; the account quota is 100/s shared w
 DEFAULT_CONFIG_PATH = Path("~/.config/cdnlogs/config.toml")
 # The network defaults live here, once; the downloader (transfer.py) and the API client read
 # them from here, and retry.py's generic policy default is the API's.
-DEFAULT_API_ATTEMPTS = RETRY_DEFAULT_ATTEMPTS
+DEFAULT_API_ATTEMPTS = retry.DEFAULT_ATTEMPTS
+DEFAULT_API_MAX_WAIT_SECONDS = retry.DEFAULT_MAX_ELAPSED_SECONDS
 DEFAULT_DOWNLOAD_ATTEMPTS = 5
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
 DEFAULT_READ_TIMEOUT_SECONDS = 60.0
@@ -109,7 +110,7 @@ class Settings:
     ingest_jobs: int = DEFAULT_INGEST_JOBS
     api_rate: float = DEFAULT_API_RATE
     api_attempts: int = DEFAULT_API_ATTEMPTS
-    api_max_wait_seconds: float = 120.0
+    api_max_wait_seconds: float = DEFAULT_API_MAX_WAIT_SECONDS
     download_attempts: int = DEFAULT_DOWNLOAD_ATTEMPTS
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
