@@ -446,6 +446,8 @@ def test_sigterm_mid_sync_stops_within_seconds_and_leaves_a_consistent_archive(
     sim.faults.bandwidth_bytes_per_second = 60_000
     stalled = files[0].name  # planned first: in flight from the start, and it never finishes
     sim.faults.for_file(stalled).stall_next = 1
+    # Planned second: its request waits for response headers that come only after 60 s.
+    sim.faults.for_file(files[1].name).first_byte_latency_seconds = 60
     args = ["sync", "--domain", DOMAIN, "--since", "30h", "--out", str(out)]
     args += ["--endpoint", sim.endpoint, "--log-scheme", "http", "--concurrency", "4"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDNLOGS_")}
@@ -481,13 +483,13 @@ def test_sigterm_mid_sync_stops_within_seconds_and_leaves_a_consistent_archive(
     rows = _rows(out)
     done = {n for n, r in rows.items() if r.status is Status.DONE}
     total = len(sim.files(DOMAIN, published_only=True))
-    assert 0 < len(done) < total and stalled not in done
+    assert 0 < len(done) < total and stalled not in done and files[1].name not in done
     assert {r.status for n, r in rows.items() if n not in done} == {Status.PENDING}
     for name in done:  # a done row always has its complete file
         gz = sim.file(name).gz
         assert gz is not None
         assert (out / rows[name].local_path).read_bytes() == gzip.decompress(gz)
-    sim.faults.bandwidth_bytes_per_second = None
+    sim.faults.clear()
     summary = _sync(sim, out)
     assert summary.ok and summary.total("fetched") == total - len(done)
     assert _assert_archive_verifies(sim, out) == total

@@ -39,7 +39,8 @@ origin fails the file with :class:`~cdnlogs.errors.RedirectRefusedError` without
 there (see docs/sync.md for why not "follow without the query").
 
 :meth:`Downloader.cancel` (Ctrl-C, SIGTERM) also shuts down the sockets of the bodies being
-read, so a stalled transfer stops at once instead of after its read timeout.
+read and of the requests waiting for headers (:class:`CancellableAdapter`), so a stalled transfer
+stops at once instead of after its read timeout.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ import socket
 import threading
 import time
 import types
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -65,6 +67,8 @@ from urllib.parse import urljoin
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from cdnlogs.checksum import PlainChecksum
 from cdnlogs.config import (
@@ -358,12 +362,56 @@ def make_session(config: TransferConfig | None = None) -> requests.Session:
     """A requests Session whose connection pool fits ``config.max_workers`` threads."""
     config = config or TransferConfig()
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(config.max_workers, 1))
+    adapter = CancellableAdapter(pool_connections=4, pool_maxsize=max(config.max_workers, 1))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     # The log host must send the stored bytes, never a re-encoded body.
     session.headers["Accept-Encoding"] = "identity"
     return session
+
+
+class CancellableAdapter(HTTPAdapter):
+    """An HTTPAdapter that keeps (weakly) the socket of every connection it opens.
+
+    So :meth:`shutdown_sockets` can wake every thread blocked on one, whether it waits for the
+    response headers or for the next piece of a body: a blocked ``recv`` returns at once when
+    its socket is shut down, which neither closing the response nor a timeout change does.
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self.poolmanager.pool_classes_by_scheme = _tracking_pools(self.sockets)
+
+    def shutdown_sockets(self) -> None:
+        """Shut down every open connection of this adapter (idle ones included)."""
+        for sock in list(self.sockets):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _tracking_pools(
+    sockets: weakref.WeakSet[socket.socket],
+) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections add their socket to ``sockets`` on connect."""
+
+    class Connection(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+    class TlsConnection(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConnection
+
+    return {"http": Pool, "https": TlsPool}
 
 
 def remove_stale_parts(destination: Path) -> int:
@@ -409,21 +457,18 @@ class Downloader:
         self.session = session or make_session(self.config)
         self._wall_clock = wall_clock
         self._cancelled = threading.Event()
-        # Responses whose bodies workers are reading: cancel() shuts their sockets down.
-        self._reading: set[requests.Response] = set()
-        self._reading_lock = threading.Lock()
 
     def cancel(self) -> None:
         """Stop: running downloads give up at once, queued ones never start.
 
-        A worker blocked in a read (a stalled host) is woken by shutting its socket down; one
-        still waiting for response headers stops within the read timeout.
+        A worker blocked in a read (a stalled host, response headers that do not come) is
+        woken by shutting its socket down (sessions from :func:`make_session`; with another
+        session it stops at its next chunk or read timeout).
         """
         self._cancelled.set()
-        with self._reading_lock:
-            reading = list(self._reading)
-        for resp in reading:
-            _shutdown_socket(resp)
+        for adapter in self.session.adapters.values():
+            if isinstance(adapter, CancellableAdapter):
+                adapter.shutdown_sockets()
 
     # -- many files ---------------------------------------------------------------------------
 
@@ -606,13 +651,7 @@ class Downloader:
             if expected is None and resp.status_code == 200:
                 length = resp.headers.get("Content-Length")
                 expected = int(length) if length and length.isdigit() else None
-            with self._reading_lock:
-                self._reading.add(resp)
-            try:
-                self._receive(task, resp, partial, expected, callbacks, started)
-            finally:
-                with self._reading_lock:
-                    self._reading.discard(resp)
+            self._receive(task, resp, partial, expected, callbacks, started)
 
     def _get(self, task: DownloadTask, headers: dict[str, str]) -> requests.Response:
         """GET ``task.url``, following same-origin redirects only (see the module docstring)."""
@@ -729,12 +768,3 @@ class _Pace:
                 f"(minimum {self._min_speed:g} B/s over {self._window:g}s)"
             )
         self._window_start, self._window_bytes = now, 0
-
-
-def _shutdown_socket(resp: requests.Response) -> None:
-    """Wake a thread blocked reading ``resp``: its next read ends (EOF or an error)."""
-    connection = getattr(resp.raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
