@@ -282,3 +282,27 @@ def test_file_without_secret_does_not_warn(
     with caplog.at_level(logging.WARNING, logger="cdnlogs.config"):
         load_settings({}, env={}, config_path=path)
     assert caplog.text == ""
+
+
+def test_download_pace_rules_from_file_and_env_with_documented_defaults(tmp_path: Path) -> None:
+    from cdnlogs.sync import transfer_config
+
+    defaults = load_settings({}, env={})
+    assert (
+        defaults.download_min_speed_bytes_per_second,
+        defaults.download_min_speed_seconds,
+        defaults.download_max_seconds,
+    ) == (1024.0, 60.0, 3600.0)
+    path = write(tmp_path / "c.toml", "download-min-speed-seconds = 5\ndownload_max_seconds = 0\n")
+    env = {"CDNLOGS_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND": "2048"}
+    settings = load_settings({}, env=env, config_path=path)
+    config = transfer_config(settings)
+    assert (
+        config.min_speed_bytes_per_second,
+        config.min_speed_seconds,
+        config.max_attempt_seconds,
+    ) == (2048.0, 5.0, 0.0)
+    with pytest.raises(ConfigError, match="CDNLOGS_DOWNLOAD_MIN_SPEED_SECONDS: must be more"):
+        load_settings({}, env={"CDNLOGS_DOWNLOAD_MIN_SPEED_SECONDS": "0"})
+    with pytest.raises(ConfigError, match="CDNLOGS_DOWNLOAD_MAX_SECONDS: must be 0"):
+        load_settings({}, env={"CDNLOGS_DOWNLOAD_MAX_SECONDS": "-1"})

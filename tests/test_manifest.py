@@ -329,3 +329,20 @@ def test_usable_from_several_threads(ledger: Manifest) -> None:
         t.join()
     assert errors == []
     assert ledger.status_counts() == {"a.example.com": {Status.DONE: 40}}
+
+
+def test_a_full_ledger_is_named_as_full_and_keeps_every_committed_row(state_dir: Path) -> None:
+    # SQLite's own "database or disk is full" (SQLITE_FULL), from a page cap on this connection:
+    # the same result code a full filesystem gives (ENOSPC), so the same translation applies.
+    with Manifest.open(state_dir, clock=lambda: NOW) as manifest:
+        manifest.record_listed([log_file(0)])
+        assert manifest._conn is not None
+        pages = manifest._conn.execute("PRAGMA page_count").fetchone()[0]
+        manifest._conn.execute(f"PRAGMA max_page_count = {pages}")
+        many = [log_file(h, domain=f"d{h}-{'x' * 200}.example.com") for h in range(200)]
+        with pytest.raises(ManifestError) as info:
+            manifest.record_listed(many)
+        assert str(info.value).startswith(f"cannot write the ledger {state_dir / MANIFEST_NAME}")
+        assert "no space left (database or disk is full)" in str(info.value)
+        assert info.value.hint is not None and "free space" in info.value.hint
+        assert [r.log_name for r in manifest.records()] == [log_file(0).name]  # rolled back

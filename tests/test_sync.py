@@ -425,3 +425,103 @@ def test_sigkill_mid_sync_then_rerun_completes(sim: Simulator, tmp_path: Path) -
         assert sim.downloads[name] == downloads_before[name] == 1  # never fetched twice
     files = [p for p in out.rglob("*") if p.is_file() and ".cdnlogs" not in p.parts]
     assert len(files) == total  # one local file per remote file, no duplicates
+
+
+def _lock_is_free(out: Path) -> bool:
+    try:
+        with ArchiveLock(out / ".cdnlogs", purpose="test"):
+            return True
+    except LockedError:
+        return False
+
+
+def test_sigterm_mid_sync_stops_within_seconds_and_leaves_a_consistent_archive(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """systemd, Kubernetes and `timeout` stop a job with SIGTERM: it is handled like Ctrl-C."""
+    out = tmp_path / "out"
+    files = sim.files(DOMAIN)
+    for sim_file in files:
+        sim.add_file(DOMAIN, sim_file.start, name=sim_file.name, lines=1500)
+    sim.faults.bandwidth_bytes_per_second = 60_000
+    stalled = files[0].name  # planned first: in flight from the start, and it never finishes
+    sim.faults.for_file(stalled).stall_next = 1
+    # Planned second: its request waits for response headers that come only after 60 s.
+    sim.faults.for_file(files[1].name).first_byte_latency_seconds = 60
+    args = ["sync", "--domain", DOMAIN, "--since", "30h", "--out", str(out)]
+    args += ["--endpoint", sim.endpoint, "--log-scheme", "http", "--concurrency", "4"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDNLOGS_")}
+    # A stalled read would block this long; the signal must not wait for it.
+    env.update(_key_env(sim), CDNLOGS_READ_TIMEOUT_SECONDS="30")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdnlogs", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if _done_in_ledger(out) >= 1 and list(out.rglob(f"{stalled[:-3]}*.part")):
+                break
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert took < 5, f"took {took:.1f}s to stop"
+    assert "Error" not in err and "Traceback" not in err
+    assert list(out.rglob("*.part")) == []  # the in-flight files were abandoned and removed
+    assert _lock_is_free(out)
+    rows = _rows(out)
+    done = {n for n, r in rows.items() if r.status is Status.DONE}
+    total = len(sim.files(DOMAIN, published_only=True))
+    assert 0 < len(done) < total and stalled not in done and files[1].name not in done
+    assert {r.status for n, r in rows.items() if n not in done} == {Status.PENDING}
+    for name in done:  # a done row always has its complete file
+        gz = sim.file(name).gz
+        assert gz is not None
+        assert (out / rows[name].local_path).read_bytes() == gzip.decompress(gz)
+    sim.faults.clear()
+    summary = _sync(sim, out)
+    assert summary.ok and summary.total("fetched") == total - len(done)
+    assert _assert_archive_verifies(sim, out) == total
+
+
+def test_a_trickling_file_fails_after_retries_and_the_rest_of_the_sync_finishes(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    slow = sim.files(DOMAIN)[2].name
+    sim.faults.for_file(slow).bandwidth_bytes_per_second = 20  # a byte every 50 ms, forever
+    config = tmp_path / "cdnlogs.toml"
+    config.write_text("download_min_speed_seconds = 0.5\ndownload_attempts = 2\n")
+    args = ["sync", "--domain", DOMAIN, "--since", "30h", "--out", str(out), "--json"]
+    args += ["--endpoint", sim.endpoint, "--log-scheme", "http", "--config", str(config)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDNLOGS_")}
+    env.update(_key_env(sim), CDNLOGS_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND="1000")
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "cdnlogs", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 20
+    assert proc.returncode == 5, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert [f["name"] for f in summary["failed"]] == [slow]
+    reason = summary["failed"][0]["reason"]
+    assert "gave up after 2 attempts: too slow" in reason and "minimum 1000 B/s" in reason
+    assert summary["fetched"] == summary["listed"] - 1
+    assert _rows(out)[slow].status is Status.FAILED
+    assert list(out.rglob("*.part")) == []
+    assert _lock_is_free(out)

@@ -14,19 +14,22 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
 from cdnlogs.errors import (
     IncompleteDownloadError,
+    RedirectRefusedError,
     RemoteNotFoundError,
     RetriesExceededError,
     UrlExpiredError,
 )
 from cdnlogs.retry import RetryPolicy
+from cdnlogs.signedurl import url_expires_at
 from cdnlogs.transfer import (
+    MAX_REDIRECTS,
     Downloader,
     DownloadResult,
     DownloadTask,
@@ -34,7 +37,6 @@ from cdnlogs.transfer import (
     TransferConfig,
     make_session,
     remove_stale_parts,
-    url_expires_at,
 )
 
 FAST = TransferConfig(
@@ -55,6 +57,13 @@ class FaultServer:
     range_support: bool = True
     requests: Counter[str] = field(default_factory=Counter)
     ranges: list[str] = field(default_factory=list)
+    #: Every request line's target (path and query), in order.
+    targets: list[str] = field(default_factory=list)
+    #: Names whose body goes out at ``trickle_bytes_per_second`` until the client hangs up.
+    trickle: set[str] = field(default_factory=set)
+    trickle_bytes_per_second: float = 20.0
+    #: Name -> the Location every request for it is answered with (302).
+    redirects: dict[str, str] = field(default_factory=dict)
     port: int = 0
 
     def url(self, name: str, query: str = "") -> str:
@@ -71,6 +80,13 @@ def _make_handler(state: FaultServer) -> type[http.server.BaseHTTPRequestHandler
         def do_GET(self) -> None:
             name = self.path.split("?", 1)[0].lstrip("/")
             state.requests[name] += 1
+            state.targets.append(self.path)
+            if name in state.redirects:
+                self.send_response(302)
+                self.send_header("Location", state.redirects[name])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             queue = state.faults.get(name) or []
             fault = queue.pop(0) if queue else ""
             if fault == "drop":
@@ -104,6 +120,17 @@ def _make_handler(state: FaultServer) -> type[http.server.BaseHTTPRequestHandler
             payload = body[start:]
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
+            if name in state.trickle:
+                # A few bytes at a time, forever (well within any read timeout): a dying link.
+                step = 2
+                try:
+                    for i in range(0, len(payload), step):
+                        self.wfile.write(payload[i : i + step])
+                        self.wfile.flush()
+                        time.sleep(step / state.trickle_bytes_per_second)
+                except OSError:
+                    pass  # the client gave up
+                return
             if fault.startswith("truncate"):
                 # Promise the whole body, send part of it, hang up.
                 self.wfile.write(payload[: len(payload) // 3])
@@ -115,8 +142,7 @@ def _make_handler(state: FaultServer) -> type[http.server.BaseHTTPRequestHandler
     return Handler
 
 
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
+def _serve() -> Iterator[FaultServer]:
     state = FaultServer()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(state))
     httpd.daemon_threads = True
@@ -126,6 +152,17 @@ def server() -> Iterator[FaultServer]:
     yield state
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[FaultServer]:
+    yield from _serve()
+
+
+@pytest.fixture
+def other_server() -> Iterator[FaultServer]:
+    """A second host (another port on 127.0.0.1): where a hostile redirect points."""
+    yield from _serve()
 
 
 def _log_text(lines: int, seed: int = 0) -> bytes:
@@ -451,3 +488,104 @@ def test_memory_stays_bounded_for_a_large_file(tmp_path: Path, fmt: str) -> None
     assert growth_mb < 40, f"peak RSS grew by {growth_mb:.0f} MB for a 50 MB download"
     assert (tmp_path / "big.out").stat().st_size == (plain if fmt == "log" else size)
     assert time.monotonic() - started < 60
+
+
+def _download_within(downloader: Downloader, task: DownloadTask, seconds: float) -> DownloadResult:
+    """``download(task)``, failing the test (not hanging it) if it takes more than ``seconds``."""
+    results: list[DownloadResult] = []
+    worker = threading.Thread(target=lambda: results.append(downloader.download(task)))
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        downloader.cancel()  # unblock it (read1 returns each trickled piece) before failing
+        worker.join(10)
+        pytest.fail(f"the download was still running after {seconds}s")
+    return results[0]
+
+
+def test_a_trickling_host_is_abandoned_under_the_minimum_speed_then_fails(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    # 20 bytes/s, each piece well within the 2 s read timeout: only a speed rule can end it.
+    task = _task(server, tmp_path, "slow.gz", _log_text(3000))
+    server.trickle.add("slow.gz")
+    config = replace(FAST, min_speed_bytes_per_second=1000, min_speed_seconds=0.5)
+    started = time.monotonic()
+    result = _download_within(Downloader(config=config), task, 15)
+    assert isinstance(result.error, RetriesExceededError)
+    assert "too slow" in str(result.error) and "minimum 1000 B/s over 0.5s" in str(result.error)
+    assert result.attempts == FAST.retry.attempts
+    assert time.monotonic() - started < 10
+    # What trickled in was kept: every retry resumed where the last one stopped.
+    assert len(server.ranges) == FAST.retry.attempts - 1
+    assert "Signature" not in str(result.error)
+    assert not task.destination.exists()
+    _no_parts(tmp_path)
+
+
+def test_an_attempt_longer_than_the_longest_allowed_is_abandoned(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    task = _task(server, tmp_path, "long.gz", _log_text(3000))
+    server.trickle.add("long.gz")
+    server.trickle_bytes_per_second = 2000  # fast enough for any minimum speed, but endless
+    config = replace(FAST, min_speed_bytes_per_second=0, max_attempt_seconds=0.4)
+    result = _download_within(Downloader(config=config), task, 15)
+    assert isinstance(result.error, RetriesExceededError)
+    assert "took longer than 0.4s" in str(result.error)
+    _no_parts(tmp_path)
+
+
+def test_a_slow_but_steady_link_is_not_abandoned(server: FaultServer, tmp_path: Path) -> None:
+    task = _task(server, tmp_path, "steady.gz", _log_text(40))
+    server.trickle.add("steady.gz")
+    server.trickle_bytes_per_second = 4000
+    config = replace(FAST, min_speed_bytes_per_second=500, min_speed_seconds=0.2)
+    result = _download_within(Downloader(config=config), task, 15)
+    assert result.ok, result.error
+    assert result.attempts == 1
+
+
+def test_a_redirect_to_another_host_is_refused_and_never_sent_there(
+    server: FaultServer, other_server: FaultServer, tmp_path: Path
+) -> None:
+    task = _task(server, tmp_path, "r.gz", _log_text(20))
+    other_server.files["r.gz"] = server.files["r.gz"]
+    query = "?Expires=9999999999&OSSAccessKeyId=AK&Signature=sig"
+    server.redirects["r.gz"] = other_server.url("r.gz", query)
+    result = Downloader(config=FAST).download(task)
+    assert isinstance(result.error, RedirectRefusedError)
+    message = str(result.error)
+    assert f"redirects to http://127.0.0.1:{other_server.port}, another host" in message
+    assert "Signature=" not in message and "OSSAccessKeyId" not in message
+    assert other_server.targets == []  # not one request, with or without the signature
+    assert server.requests["r.gz"] == 1  # permanent: not retried
+    assert not task.destination.exists()
+    _no_parts(tmp_path)
+
+
+def test_a_scheme_change_is_another_host_too(server: FaultServer, tmp_path: Path) -> None:
+    task = _task(server, tmp_path, "s.gz", _log_text(20))
+    server.redirects["s.gz"] = f"https://127.0.0.1:{server.port}/s.gz?Signature=sig"
+    result = Downloader(config=FAST).download(task)
+    assert isinstance(result.error, RedirectRefusedError)
+
+
+def test_a_same_host_redirect_is_followed_a_bounded_number_of_times(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    task = _task(server, tmp_path, "old.gz", _log_text(20))
+    server.files["new.gz"] = server.files["old.gz"]
+    query = "?Expires=9999999999&OSSAccessKeyId=AK&Signature=sig"
+    server.redirects["old.gz"] = "/new.gz" + query  # relative: resolved against the URL
+    result = Downloader(config=FAST).download(task)
+    assert result.ok, result.error
+    assert task.destination.read_bytes() == _log_text(20)
+    assert server.targets == ["/old.gz" + query, "/new.gz" + query]
+
+    loop = _task(server, tmp_path, "loop.gz", _log_text(5))
+    server.redirects["loop.gz"] = server.url("loop.gz", query)
+    result = Downloader(config=FAST).download(loop)
+    assert isinstance(result.error, RetriesExceededError)
+    assert f"more than {MAX_REDIRECTS} redirects" in str(result.error)
+    assert server.requests["loop.gz"] == FAST.retry.attempts * (MAX_REDIRECTS + 1)

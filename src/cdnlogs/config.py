@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cdnlogs import retry
 from cdnlogs.errors import CdnLogsError, ConfigError, UsageError
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.providers.products import PRODUCT_NAMES, PRODUCTS
@@ -55,6 +56,19 @@ DEFAULT_INGEST_JOBS = 2
 DEFAULT_LAYOUT = "{domain}/{YYYY}/{MM}/{DD}/{stem}{ext}"
 DEFAULT_API_RATE = 50.0  # calls per second; the account quota is 100/s shared with other tools
 DEFAULT_CONFIG_PATH = Path("~/.config/cdnlogs/config.toml")
+# The network defaults live here, once; the downloader (transfer.py) and the API client read
+# them from here, and retry.py's generic policy default is the API's.
+DEFAULT_API_ATTEMPTS = retry.DEFAULT_ATTEMPTS
+DEFAULT_API_MAX_WAIT_SECONDS = retry.DEFAULT_MAX_ELAPSED_SECONDS
+DEFAULT_DOWNLOAD_ATTEMPTS = 5
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
+DEFAULT_READ_TIMEOUT_SECONDS = 60.0
+#: A download slower than this for ``DEFAULT_DOWNLOAD_MIN_SPEED_SECONDS`` is abandoned and
+#: retried (curl's --speed-limit / --speed-time); 0 turns the check off.
+DEFAULT_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND = 1024.0
+DEFAULT_DOWNLOAD_MIN_SPEED_SECONDS = 60.0
+#: Longest one download attempt may take, however fast it goes (curl's --max-time); 0: no bound.
+DEFAULT_DOWNLOAD_MAX_SECONDS = 3600.0
 
 ENV_PREFIX = "CDNLOGS_"
 CONFIG_ENV = "CDNLOGS_CONFIG"
@@ -102,11 +116,17 @@ class Settings:
     #: Source files ``ingest`` (and ``sync --ingest``) loads at once.
     ingest_jobs: int = DEFAULT_INGEST_JOBS
     api_rate: float = DEFAULT_API_RATE
-    api_attempts: int = 6
-    api_max_wait_seconds: float = 120.0
-    download_attempts: int = 5
-    connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 60.0
+    api_attempts: int = DEFAULT_API_ATTEMPTS
+    api_max_wait_seconds: float = DEFAULT_API_MAX_WAIT_SECONDS
+    download_attempts: int = DEFAULT_DOWNLOAD_ATTEMPTS
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+    #: A download attempt slower than this many bytes/s over ``download_min_speed_seconds``
+    #: is abandoned and retried (0: no minimum).
+    download_min_speed_bytes_per_second: float = DEFAULT_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND
+    download_min_speed_seconds: float = DEFAULT_DOWNLOAD_MIN_SPEED_SECONDS
+    #: Longest one download attempt may take (0: no bound).
+    download_max_seconds: float = DEFAULT_DOWNLOAD_MAX_SECONDS
     #: ``cdn``, ``dcdn`` or ``vod``: which product's API lists the logs (and counts them).
     product: str = "cdn"
     #: ``reconcile``: logged response bytes x this = the provider's traffic (about 1.1x).
@@ -515,9 +535,17 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
             fail(name, f"must be at least 1, got {getattr(settings, name)}")
     if settings.api_rate < 0:
         fail("api_rate", "must be 0 (no limit) or more calls per second")
-    for name in ("api_max_wait_seconds", "connect_timeout_seconds", "read_timeout_seconds"):
+    for name in (
+        "api_max_wait_seconds",
+        "connect_timeout_seconds",
+        "read_timeout_seconds",
+        "download_min_speed_seconds",
+    ):
         if getattr(settings, name) <= 0:
             fail(name, "must be more than 0 seconds")
+    for name in ("download_min_speed_bytes_per_second", "download_max_seconds"):
+        if getattr(settings, name) < 0:
+            fail(name, "must be 0 (no limit) or more")
     choices: dict[str, tuple[str, ...]] = {
         "format": FORMATS,
         "log_scheme": LOG_SCHEMES,

@@ -15,10 +15,12 @@ The whole tree::
     │   ├── UnsafeNameError           5  a LogName from the network that cannot be a plain file name
     │   ├── UrlExpiredError           5  the signed URL expired or was refused (403): re-list once
     │   ├── RemoteNotFoundError       5  the log host keeps answering 404 for the file
+    │   ├── RedirectRefusedError      5  the log host redirected a signed URL to another host
     │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
     ├── PartialSyncError              5  some files failed after retries; the rest were kept
     ├── ReconcileShortError           6  an hour or day holds less than the provider counted
-    ├── ManifestError                 1  the SQLite ledger is unusable
+    ├── ArchivePathError              1  --out (or a directory in it) cannot be a directory here
+    ├── ManifestError                 1  the SQLite ledger is unusable, or cannot be written
     │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
     │   └── LockedError               1  another sync holds the archive lock
     ├── ParseError                    1  a log line or file that cannot be parsed
@@ -150,6 +152,10 @@ class RemoteNotFoundError(TransferError):
     """The log host answered 404 for the file, again after a short retry."""
 
 
+class RedirectRefusedError(TransferError):
+    """The log host redirected a signed URL to another origin; it was not followed."""
+
+
 class RetriesExceededError(TransferError):
     """Gave up after the retry budget; ``last_exception`` says why."""
 
@@ -168,6 +174,10 @@ class ReconcileShortError(CdnLogsError):
     """The archive holds less than the provider counted for some settled hour or day."""
 
     exit_code = ExitStatus.SHORT
+
+
+class ArchivePathError(CdnLogsError):
+    """A directory the archive needs cannot exist: a regular file is in the way, or no rights."""
 
 
 class ManifestError(CdnLogsError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from cdnlogs.errors import LockedError, ManifestError
+from cdnlogs.storage import make_directory
 
 LOCK_NAME = "lock"
 
@@ -45,8 +46,8 @@ class ArchiveLock:
         """Take the lock or raise LockedError naming the holder."""
         if self._fd is not None:
             raise ManifestError(f"the archive lock {self.path} is already held by this object")
+        make_directory(self.state_dir)
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise ManifestError(f"cannot open the archive lock {self.path}: {exc}") from exc

@@ -12,10 +12,11 @@ Datetimes are stored as ISO-8601 UTC text (``2026-11-27T17:00:00Z``), which sort
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,6 +26,7 @@ from typing import Any
 
 from cdnlogs.errors import ManifestError, SchemaVersionError
 from cdnlogs.models import LogFile
+from cdnlogs.storage import check_directory_path, make_directory
 
 MANIFEST_NAME = "manifest.sqlite3"
 
@@ -207,14 +209,23 @@ class Manifest:
         :param clock: returns "now" for the row timestamps (tests pin it).
         """
         path = Path(state_dir) / MANIFEST_NAME
-        if not create and not path.is_file():
+        if os.path.lexists(path) and not path.is_file():
+            # Something is there and it is broken: never "no ledger, run sync first".
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise ManifestError(
+                f"the ledger {path} is {kind}, not an SQLite file",
+                hint="move it away (nothing was deleted) and restore the ledger from a backup, "
+                "or run `cdnlogs adopt` on the archive to rebuild it from the files",
+            )
+        if not create and not path.exists():
+            check_directory_path(path.parent)  # --out below a regular file says so
             raise ManifestError(
                 f"no archive ledger at {path}",
                 hint="run `cdnlogs sync` (or `cdnlogs adopt`) with this --out first",
             )
+        if create:
+            make_directory(path.parent)
         try:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
                 str(path),
                 timeout=BUSY_TIMEOUT_MS / 1000,
@@ -222,7 +233,7 @@ class Manifest:
                 check_same_thread=False,
             )
         except (OSError, sqlite3.Error) as exc:
-            raise ManifestError(f"cannot open the ledger {path}: {exc}") from exc
+            raise ledger_error(path, exc, doing="open") from exc
         try:
             _configure(conn, path)
         except BaseException:
@@ -264,23 +275,20 @@ class Manifest:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
+                conn.commit()  # in the try: a full disk often shows first here, at the WAL write
             except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise ManifestError(f"ledger {self.path}: {exc}") from exc
+                _rollback(conn)
+                raise ledger_error(self.path, exc) from exc
             except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
+                _rollback(conn)
                 raise
-            else:
-                conn.commit()
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._db().execute(sql, tuple(params)).fetchall()
             except sqlite3.Error as exc:
-                raise ManifestError(f"ledger {self.path}: {exc}") from exc
+                raise ledger_error(self.path, exc) from exc
 
     def _now(self) -> str:
         return to_text(self._clock())
@@ -624,8 +632,9 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         version = row[0] if row else None
     except sqlite3.DatabaseError as exc:
-        if conn.in_transaction:
-            conn.rollback()
+        _rollback(conn)
+        if _is_write_failure(exc):  # a full disk is not a damaged ledger
+            raise ledger_error(path, exc) from exc
         raise ManifestError(
             f"the ledger {path} is unreadable: {exc}",
             hint="restore it from a backup, or move it away and run `cdnlogs adopt` on the archive",
@@ -652,8 +661,66 @@ def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
         conn.commit()
     except sqlite3.DatabaseError as exc:
-        if conn.in_transaction:
-            conn.rollback()
+        _rollback(conn)
+        if _is_write_failure(exc):
+            raise ledger_error(path, exc) from exc
         raise ManifestError(
             f"cannot upgrade the ledger {path} to schema version {SCHEMA_VERSION}: {exc}"
         ) from exc
+
+
+# SQLite's primary result codes (the low byte of an extended code) that mean "could not write".
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
+
+
+def _primary_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    return _primary_code(exc) in (_SQLITE_IOERR, _SQLITE_FULL, _SQLITE_READONLY)
+
+
+def ledger_error(path: Path, exc: BaseException, *, doing: str = "write") -> ManifestError:
+    """The one translation of an SQLite (or OS) failure on the ledger into a ManifestError.
+
+    A full disk, a file size limit or a read-only filesystem is named as such with what to do
+    about it: the ledger itself is fine, and every row committed before is kept.
+    """
+    code = _primary_code(exc)
+    where = path.parent
+    if code == _SQLITE_FULL:
+        return ManifestError(
+            f"cannot write the ledger {path}: no space left ({exc})",
+            hint=f"free space on the filesystem of {where} (df {where}) and run the command "
+            "again; every file recorded so far is kept",
+        )
+    if code == _SQLITE_IOERR:
+        return ManifestError(
+            f"cannot write the ledger {path}: {exc} (a full disk, a file size limit or a "
+            "failing disk)",
+            hint=f"check the free space (df {where}), the file size limit (ulimit -f) and the "
+            "kernel log, then run the command again; every file recorded so far is kept",
+        )
+    if code == _SQLITE_READONLY:
+        return ManifestError(
+            f"cannot write the ledger {path}: {exc}",
+            hint=f"make {path} and {where} writable, or mount the filesystem read-write",
+        )
+    if code == _SQLITE_CANTOPEN or isinstance(exc, OSError):
+        return ManifestError(
+            f"cannot {doing} the ledger {path}: {exc}",
+            hint=f"check that {path} is a file, and that you may read and write it and {where}",
+        )
+    return ManifestError(f"ledger {path}: {exc}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; a rollback that fails too (disk gone) is moot."""
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.rollback()

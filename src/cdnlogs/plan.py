@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
-from urllib.parse import parse_qs, urlsplit
 
 from cdnlogs.errors import UnsafeNameError
 from cdnlogs.manifest import FileRecord, Status
 from cdnlogs.models import LogFile
+from cdnlogs.signedurl import url_expires_at
 from cdnlogs.storage import relative_path
 
 #: Ledger statuses whose files are (re)fetched.
@@ -109,15 +109,7 @@ def plan_fetches(
         reason = "new" if status is None else str(status)
         plan.fetch.append(FetchTask(log_file, rel, reason))
         if now is not None:
-            expiry = _url_expiry(log_file.url)
+            expiry = url_expires_at(log_file.url)
             if expiry is not None and expiry <= now.timestamp():
                 plan.expired_urls += 1
     return plan
-
-
-def _url_expiry(url: str) -> float | None:
-    values = parse_qs(urlsplit(url).query).get("Expires")
-    try:
-        return float(values[0]) if values else None
-    except ValueError:
-        return None

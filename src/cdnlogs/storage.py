@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from cdnlogs.errors import ConfigError, UnsafeNameError
+from cdnlogs.errors import ArchivePathError, ConfigError, UnsafeNameError
 from cdnlogs.models import PROVIDER_TZ, LogFile
 
 #: Longest file name most filesystems take (ext4, xfs, btrfs: 255 bytes).
@@ -247,6 +247,36 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_directory_path(path: Path) -> None:
+    """Raise ArchivePathError when ``path``, or a directory above it, exists but is not one.
+
+    ``--out`` below a regular file would otherwise surface as a bare NotADirectoryError from
+    whichever call touches it first. Nothing is created or changed.
+    """
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():  # follows symlinks, as every later open would
+            return
+        if os.path.lexists(candidate):
+            kind = "a regular file" if candidate.is_file() else "not a directory"
+            raise ArchivePathError(
+                f"{path} cannot be a directory: {candidate} is {kind}",
+                hint=f"point --out at a directory (or at a path that does not exist yet), or "
+                f"move {candidate} away; nothing was changed",
+            )
+
+
+def make_directory(path: Path) -> None:
+    """``mkdir -p path`` with the archive's errors: ArchivePathError naming what is in the way."""
+    check_directory_path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchivePathError(
+            f"cannot create the directory {path}: {exc.strerror or exc}",
+            hint="check the permissions and the free space of the directory above it",
+        ) from exc
 
 
 def fsync_dir(path: Path) -> None:

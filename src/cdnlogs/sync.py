@@ -37,7 +37,7 @@ from cdnlogs.plan import FetchTask, Plan, plan_fetches
 from cdnlogs.providers.base import Provider
 from cdnlogs.redact import redact_text
 from cdnlogs.retry import RetryPolicy
-from cdnlogs.storage import FORMATS, resolve_inside, validate_layout
+from cdnlogs.storage import FORMATS, make_directory, resolve_inside, validate_layout
 from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 from cdnlogs.transfer import (
     DEFAULT_RETRY_POLICY,
@@ -187,7 +187,7 @@ def resolve_window(settings: Settings, now: datetime) -> tuple[datetime, datetim
 
 
 def transfer_config(settings: Settings) -> TransferConfig:
-    """The downloader's tunables from the settings (concurrency, timeouts, attempts)."""
+    """The downloader's tunables from the settings (concurrency, timeouts, attempts, pace)."""
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
     return TransferConfig(
         max_workers=settings.concurrency,
@@ -199,6 +199,9 @@ def transfer_config(settings: Settings) -> TransferConfig:
             max_delay_seconds=retry.max_delay_seconds,
             max_elapsed_seconds=retry.max_elapsed_seconds,
         ),
+        min_speed_bytes_per_second=settings.download_min_speed_bytes_per_second,
+        min_speed_seconds=settings.download_min_speed_seconds,
+        max_attempt_seconds=settings.download_max_seconds,
     )
 
 
@@ -286,7 +289,7 @@ class SyncRun:
             format=settings.format,
         )
         domains = select_domains(settings, self.provider)
-        settings.out_dir.mkdir(parents=True, exist_ok=True)
+        make_directory(settings.out_dir)
         with (
             ArchiveLock(settings.state_dir, purpose="sync"),
             Manifest.open(settings.state_dir) as manifest,

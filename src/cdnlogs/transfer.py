@@ -19,11 +19,28 @@ Per file, in one pass over the network stream:
   file is removed, so a file under its final name is always complete and verified.
 
 Retries (exponential backoff with full jitter, :class:`cdnlogs.retry.RetryPolicy`) cover
-connection errors, timeouts, 5xx/429, truncated bodies and corrupt gzip. A truncated body is
-resumed with ``Range`` when the host answers 206 with a matching ``Content-Range``; otherwise the
-download restarts from byte zero. A 403 or an ``Expires=`` in the past is a
-:class:`~cdnlogs.errors.UrlExpiredError` (the caller re-lists for a fresh URL); a 404 is retried
-only ``not_found_attempts`` times before :class:`~cdnlogs.errors.RemoteNotFoundError`.
+connection errors, timeouts, 5xx/429, truncated bodies, corrupt gzip and too-slow transfers. A
+truncated body is resumed with ``Range`` when the host answers 206 with a matching
+``Content-Range``; otherwise the download restarts from byte zero. A 403 or an ``Expires=`` in
+the past is a :class:`~cdnlogs.errors.UrlExpiredError` (the caller re-lists for a fresh URL); a
+404 is retried only ``not_found_attempts`` times before
+:class:`~cdnlogs.errors.RemoteNotFoundError`.
+
+Slow links: the read timeout only bounds the wait for *one* packet, so a host sending a few
+bytes a second would keep a download (and the archive lock) forever. The body is read with
+``read1`` (whatever has arrived, never "wait until a full chunk"), and an attempt is abandoned
+when it stays under ``min_speed_bytes_per_second`` for ``min_speed_seconds`` or lasts longer
+than ``max_attempt_seconds`` (curl's ``--speed-limit``/``--speed-time`` and ``--max-time``); it
+is retried like a cut-off body, resuming with ``Range``.
+
+Redirects: a signed URL is only ever sent to the origin (scheme, host, port) it was issued
+for. A redirect to the same origin is followed (at most ``MAX_REDIRECTS``); one to another
+origin fails the file with :class:`~cdnlogs.errors.RedirectRefusedError` without a request
+there (see docs/sync.md for why not "follow without the query").
+
+:meth:`Downloader.cancel` (Ctrl-C, SIGTERM) also shuts down the sockets of the bodies being
+read and of the requests waiting for headers (:class:`CancellableAdapter`), so a stalled transfer
+stops at once instead of after its read timeout.
 """
 
 from __future__ import annotations
@@ -34,24 +51,37 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
 import types
+import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from cdnlogs.checksum import PlainChecksum
+from cdnlogs.config import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_DOWNLOAD_ATTEMPTS,
+    DEFAULT_DOWNLOAD_MAX_SECONDS,
+    DEFAULT_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND,
+    DEFAULT_DOWNLOAD_MIN_SPEED_SECONDS,
+    DEFAULT_READ_TIMEOUT_SECONDS,
+)
 from cdnlogs.errors import (
     IncompleteDownloadError,
+    RedirectRefusedError,
     RemoteNotFoundError,
     RetriesExceededError,
     TransferError,
@@ -60,6 +90,8 @@ from cdnlogs.errors import (
 from cdnlogs.linecount import LineCounter
 from cdnlogs.redact import redact_url
 from cdnlogs.retry import RetryPolicy
+from cdnlogs.signedurl import origin_text, url_expires_at, url_origin
+from cdnlogs.storage import fsync_dir
 
 _inflate_module: types.ModuleType
 try:  # isal inflates about 3x faster than zlib; both have the same decompressobj API.
@@ -86,14 +118,14 @@ DEFAULT_CHUNK_SIZE = 1 * MiB
 DEFAULT_INFLATE_OUTPUT_SIZE = 2 * MiB
 #: Start writeback of a ``.part`` file every this many bytes (see ``_Partial.write``).
 DEFAULT_WRITEBACK_BYTES = 16 * MiB
-DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
-DEFAULT_READ_TIMEOUT_SECONDS = 60.0
-DEFAULT_ATTEMPTS = 5
 DEFAULT_NOT_FOUND_ATTEMPTS = 2
+#: Same-origin redirects followed per request (a loop fails the attempt after these).
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Tasks accepted beyond the running ones; keeps a 100k-file listing from becoming memory.
 DEFAULT_QUEUE_SIZE = 16
 DEFAULT_RETRY_POLICY = RetryPolicy(
-    attempts=DEFAULT_ATTEMPTS,
+    attempts=DEFAULT_DOWNLOAD_ATTEMPTS,
     base_delay_seconds=0.5,
     max_delay_seconds=10.0,
     max_elapsed_seconds=300.0,
@@ -124,6 +156,11 @@ class TransferConfig:
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
     not_found_attempts: int = DEFAULT_NOT_FOUND_ATTEMPTS
     queue_size: int = DEFAULT_QUEUE_SIZE
+    #: An attempt averaging less than this over ``min_speed_seconds`` is abandoned (0: off).
+    min_speed_bytes_per_second: float = DEFAULT_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND
+    min_speed_seconds: float = DEFAULT_DOWNLOAD_MIN_SPEED_SECONDS
+    #: Longest one attempt may take, headers and body (0: no bound).
+    max_attempt_seconds: float = DEFAULT_DOWNLOAD_MAX_SECONDS
 
 
 @dataclass(frozen=True)
@@ -317,11 +354,15 @@ class _CancelledError(TransferError):
     """The downloader was cancelled while this file was in flight."""
 
 
+class _TooSlowError(_TruncatedError):
+    """Under the minimum speed, or over the longest attempt: keep what arrived, resume."""
+
+
 def make_session(config: TransferConfig | None = None) -> requests.Session:
     """A requests Session whose connection pool fits ``config.max_workers`` threads."""
     config = config or TransferConfig()
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(config.max_workers, 1))
+    adapter = CancellableAdapter(pool_connections=4, pool_maxsize=max(config.max_workers, 1))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     # The log host must send the stored bytes, never a re-encoded body.
@@ -329,27 +370,48 @@ def make_session(config: TransferConfig | None = None) -> requests.Session:
     return session
 
 
-def url_expires_at(url: str) -> float | None:
-    """The ``Expires=`` of a signed URL as Unix seconds, or None when it has none."""
-    values = parse_qs(urlsplit(url).query).get("Expires")
-    if not values:
-        return None
-    try:
-        return float(values[0])
-    except ValueError:
-        return None
+class CancellableAdapter(HTTPAdapter):
+    """An HTTPAdapter that keeps (weakly) the socket of every connection it opens.
+
+    So :meth:`shutdown_sockets` can wake every thread blocked on one, whether it waits for the
+    response headers or for the next piece of a body: a blocked ``recv`` returns at once when
+    its socket is shut down, which neither closing the response nor a timeout change does.
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self.poolmanager.pool_classes_by_scheme = _tracking_pools(self.sockets)
+
+    def shutdown_sockets(self) -> None:
+        """Shut down every open connection of this adapter (idle ones included)."""
+        for sock in list(self.sockets):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                sock.shutdown(socket.SHUT_RDWR)
 
 
-def fsync_directory(path: Path) -> None:
-    """Make a rename in ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _tracking_pools(
+    sockets: weakref.WeakSet[socket.socket],
+) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections add their socket to ``sockets`` on connect."""
+
+    class Connection(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+    class TlsConnection(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConnection
+
+    return {"http": Pool, "https": TlsPool}
 
 
 def remove_stale_parts(destination: Path) -> int:
@@ -397,8 +459,16 @@ class Downloader:
         self._cancelled = threading.Event()
 
     def cancel(self) -> None:
-        """Stop: running downloads give up at their next chunk, queued ones never start."""
+        """Stop: running downloads give up at once, queued ones never start.
+
+        A worker blocked in a read (a stalled host, response headers that do not come) is
+        woken by shutting its socket down (sessions from :func:`make_session`; with another
+        session it stops at its next chunk or read timeout).
+        """
         self._cancelled.set()
+        for adapter in self.session.adapters.values():
+            if isinstance(adapter, CancellableAdapter):
+                adapter.shutdown_sockets()
 
     # -- many files ---------------------------------------------------------------------------
 
@@ -469,7 +539,7 @@ class Downloader:
                 try:
                     self._attempt(task, partial, callbacks)
                     break
-                except (UrlExpiredError, _CancelledError):
+                except (UrlExpiredError, _CancelledError, RedirectRefusedError):
                     raise
                 except RemoteNotFoundError as exc:
                     not_found += 1
@@ -487,6 +557,8 @@ class Downloader:
                     last = IncompleteDownloadError(
                         f"connection failed after {partial.received} bytes: {type(exc).__name__}"
                     )
+                if self._cancelled.is_set():  # the failure may be cancel() closing the socket
+                    raise _CancelledError("cancelled")
                 delay = next(delays, None)
                 if delay is None:
                     raise RetriesExceededError(
@@ -552,16 +624,16 @@ class Downloader:
         os.fsync(partial.handle.fileno())
         partial.handle.close()
         os.replace(partial.part_path, destination)
-        fsync_directory(destination.parent)
+        fsync_dir(destination.parent)
 
     def _attempt(self, task: DownloadTask, partial: _Partial, callbacks: TransferCallbacks) -> None:
         """One HTTP request, resuming ``partial`` when it holds bytes; raise on any failure."""
+        started = time.monotonic()
         expires = url_expires_at(task.url)
         if expires is not None and expires <= self._wall_clock():
             raise UrlExpiredError(f"signed URL expired: {redact_url(task.url)}")
         headers = {"Range": f"bytes={partial.received}-"} if partial.received else {}
-        timeout = (self.config.connect_timeout_seconds, self.config.read_timeout_seconds)
-        with self.session.get(task.url, headers=headers, stream=True, timeout=timeout) as resp:
+        with self._get(task, headers) as resp:
             self._check_status(task, resp)
             expected = task.expected_size
             if partial.received and resp.status_code == 206:
@@ -579,7 +651,34 @@ class Downloader:
             if expected is None and resp.status_code == 200:
                 length = resp.headers.get("Content-Length")
                 expected = int(length) if length and length.isdigit() else None
-            self._receive(task, resp, partial, expected, callbacks)
+            self._receive(task, resp, partial, expected, callbacks, started)
+
+    def _get(self, task: DownloadTask, headers: dict[str, str]) -> requests.Response:
+        """GET ``task.url``, following same-origin redirects only (see the module docstring)."""
+        timeout = (self.config.connect_timeout_seconds, self.config.read_timeout_seconds)
+        origin = url_origin(task.url)
+        url = task.url
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self.session.get(
+                url, headers=headers, stream=True, timeout=timeout, allow_redirects=False
+            )
+            location = resp.headers.get("Location")
+            if resp.status_code not in _REDIRECT_STATUSES or not location:
+                return resp
+            resp.close()
+            target = urljoin(url, location)
+            if url_origin(target) != origin:
+                raise RedirectRefusedError(
+                    f"HTTP {resp.status_code} for {redact_url(task.url)} redirects to "
+                    f"{origin_text(target)}, another host: refused, a signed URL is only "
+                    f"sent to the host it was issued for ({origin_text(task.url)})",
+                    hint="the log host or a proxy in front of it is misconfigured",
+                )
+            log.debug("following a same-host redirect for %s", redact_url(task.url))
+            url = target
+        raise IncompleteDownloadError(
+            f"more than {MAX_REDIRECTS} redirects for {redact_url(task.url)}"
+        )
 
     def _check_status(self, task: DownloadTask, resp: requests.Response) -> None:
         status = resp.status_code
@@ -603,15 +702,20 @@ class Downloader:
         partial: _Partial,
         expected: int | None,
         callbacks: TransferCallbacks,
+        started: float,
     ) -> None:
         raw = resp.raw
         chunk_size = self.config.chunk_size
+        pace = _Pace(self.config, task.destination.name, started)
         while True:
             if self._cancelled.is_set():
                 raise _CancelledError("cancelled")
-            chunk = raw.read(chunk_size, decode_content=False)
+            # read1: what has arrived (up to chunk_size), so a trickle cannot hold a read for
+            # as long as a whole chunk takes to arrive; the pace is checked between reads.
+            chunk = raw.read1(chunk_size, decode_content=False)
             if not chunk:
                 break
+            pace.check(len(chunk))
             partial.received += len(chunk)
             if expected is not None and partial.received > expected:
                 raise IncompleteDownloadError(
@@ -633,3 +737,34 @@ class Downloader:
                 f"for {task.destination.name}"
             )
         partial.verifier.finish()
+
+
+class _Pace:
+    """The slow-link rules of one attempt: a minimum speed over a window, a longest duration."""
+
+    def __init__(self, config: TransferConfig, name: str, started: float) -> None:
+        self._min_speed = config.min_speed_bytes_per_second
+        self._window = config.min_speed_seconds
+        self._max_seconds = config.max_attempt_seconds
+        self._name = name
+        self._started = started
+        self._window_start = time.monotonic()
+        self._window_bytes = 0
+
+    def check(self, nbytes: int) -> None:
+        """Count ``nbytes`` just received; raise _TooSlowError when a rule is broken."""
+        now = time.monotonic()
+        if self._max_seconds and now - self._started > self._max_seconds:
+            raise _TooSlowError(
+                f"the attempt took longer than {self._max_seconds:g}s for {self._name}"
+            )
+        self._window_bytes += nbytes
+        elapsed = now - self._window_start
+        if not self._min_speed or elapsed < self._window:
+            return
+        if self._window_bytes < self._min_speed * elapsed:
+            raise _TooSlowError(
+                f"too slow: {self._window_bytes} bytes in {elapsed:.1f}s for {self._name} "
+                f"(minimum {self._min_speed:g} B/s over {self._window:g}s)"
+            )
+        self._window_start, self._window_bytes = now, 0

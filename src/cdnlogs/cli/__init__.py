@@ -19,7 +19,7 @@ from cdnlogs.__about__ import __version__
 from cdnlogs.cli.context import AppContext
 from cdnlogs.errors import CdnLogsError, ExitStatus, is_interrupt
 from cdnlogs.redact import RedactingFilter, redact_text
-from cdnlogs.signals import Terminated, sigterm_as_interrupt
+from cdnlogs.signals import Terminated, sigterm_as_interrupt, sigterm_received
 
 #: Every command and the module under ``cdnlogs.cli`` that defines it.
 COMMAND_MODULES: dict[str, str] = {
@@ -86,7 +86,7 @@ def exit_status_of(exc: BaseException | None) -> int:
     if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt):
         # click turns a KeyboardInterrupt (and so a SIGTERM's Terminated) into Abort.
         terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
-        return ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+        return _interrupted_status(terminated)
     if isinstance(exc, click.ClickException):
         return ExitStatus.USAGE if exc.exit_code == 2 else exc.exit_code
     if isinstance(exc, click.exceptions.Exit):
@@ -96,9 +96,16 @@ def exit_status_of(exc: BaseException | None) -> int:
         return code if isinstance(code, int) else ExitStatus.OK if code is None else 1
     if isinstance(exc, CdnLogsError):
         return exc.exit_code
-    if is_interrupt(exc):  # Ctrl-C while DuckDB ran a statement
-        return ExitStatus.INTERRUPTED
+    if is_interrupt(exc):  # Ctrl-C or SIGTERM while DuckDB ran a statement
+        return _interrupted_status(False)
     return ExitStatus.ERROR
+
+
+def _interrupted_status(terminated: bool) -> ExitStatus:
+    # DuckDB may swallow the Terminated exception (see signals.py): the signal itself decides.
+    if terminated or sigterm_received():
+        return ExitStatus.TERMINATED
+    return ExitStatus.INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 
 #: Counter names a log-host request can consume, in the order they are checked.
-FILE_COUNTERS = ("drop_next", "status_5xx_next", "truncate_next", "corrupt_next")
+FILE_COUNTERS = ("drop_next", "status_5xx_next", "truncate_next", "corrupt_next", "stall_next")
 
 
 @dataclass
@@ -34,9 +34,12 @@ class FileFaults:
     corrupt_next: int = 0
     #: Close the connection without any response.
     drop_next: int = 0
+    #: Send the headers and half the body, then nothing (until the client hangs up).
+    stall_next: int = 0
     #: Seconds to wait before the first byte of the response (``None``: use the global value).
     first_byte_latency_seconds: float | None = None
-    #: Per-connection body rate cap in bytes/s (``None``: use the global value).
+    #: Per-connection body rate cap in bytes/s (``None``: use the global value); a few bytes/s
+    #: makes a trickle (pieces of rate/20 bytes, at least one).
     bandwidth_bytes_per_second: float | None = None
 
 

@@ -82,6 +82,7 @@ class Reply:
     latency: float = 0.0
     rate: float | None = None
     complete: bool = False
+    stall: bool = False
 
 
 def oss_error(status: int, code: str, message: str, **extra: str) -> Reply:
@@ -175,6 +176,7 @@ def plan(state: HostState, raw_path: str, query: str, range_header: str | None) 
         end=end,
         truncate=faults.take("truncate_next", name),
         corrupt=faults.take("corrupt_next", name),
+        stall=faults.take("stall_next", name),
         latency=latency,
         rate=faults.bandwidth_for(name),
         complete=end == size,
@@ -205,7 +207,7 @@ def body_chunks(reply: Reply) -> Iterator[bytes]:
     sim_file = reply.sim_file
     assert sim_file is not None
     end = reply.end
-    if reply.truncate:
+    if reply.truncate or reply.stall:
         # Half of what the headers promise: the client must notice the short body.
         end = reply.start + (reply.end - reply.start) // 2
     size = sim_file.size
@@ -246,7 +248,7 @@ def send_file_body(
     sim_file = reply.sim_file
     assert sim_file is not None
     length = reply.end - reply.start
-    plain = not (reply.truncate or reply.corrupt or reply.rate)
+    plain = not (reply.truncate or reply.corrupt or reply.rate or reply.stall)
     if plain and length <= SMALL_BODY:
         write(head + b"".join(c for c in body_chunks(reply)))
         return
@@ -260,7 +262,7 @@ def send_file_body(
     sent = 0
     for chunk in body_chunks(reply):
         if reply.rate:
-            step = max(1024, int(reply.rate / 20))
+            step = max(1, int(reply.rate / 20))
             for i in range(0, len(chunk), step):
                 piece = chunk[i : i + step]
                 write(piece)
@@ -271,3 +273,9 @@ def send_file_body(
         else:
             write(chunk)
             sent += len(chunk)
+    if reply.stall:
+        # Hold the connection open without a byte more: the client's read blocks until its
+        # read timeout, unless it hangs up (recv sees EOF) or the simulator stops.
+        sock.settimeout(None)
+        while sock.recv(4096):
+            pass

@@ -165,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
         name = reply.sim_file.name
         # Counted before the last byte leaves, so a client that has the whole body always
         # sees the count; taken back if the send fails.
-        counted = reply.complete and not reply.truncate
+        counted = reply.complete and not (reply.truncate or reply.stall)
         if counted:
             self._count(name, +1)
         try:
@@ -174,9 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
             if counted:
                 self._count(name, -1)
             raise
-        if reply.truncate:
+        if reply.truncate or reply.stall:
             self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):  # a stalled client may have hung up already
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def _count(self, name: str, delta: int) -> None:
         host = self.server.sim._host
