@@ -101,7 +101,6 @@ CASES: list[tuple[BaseException | None, ExitStatus, str]] = [
     (errors.ApiThrottledError("slow", code="Throttling.User"), ExitStatus.API, "Throttling"),
     (errors.PartialSyncError("2 files failed"), ExitStatus.PARTIAL, "2 files failed"),
     (errors.ReconcileShortError("1 hour(s) hold less"), ExitStatus.SHORT, "1 hour(s) hold less"),
-    (Terminated("signal 15"), ExitStatus.TERMINATED, ""),
     (KeyboardInterrupt(), ExitStatus.INTERRUPTED, ""),
     (Terminated("signal 15"), ExitStatus.TERMINATED, ""),  # SIGTERM (signals.py)
     # Ctrl-C while DuckDB runs a statement: how duckdb reports it, in its thread or another
