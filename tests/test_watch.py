@@ -249,4 +249,8 @@ def test_a_tick_reconciles_after_sync_and_ingest_and_reports_a_short_hour(
     assert samples[("cdnlogs_last_run_exit_status", (("command", "sync"),))] == 0
     assert samples[("cdnlogs_last_run_exit_status", (("command", "reconcile"),))] == 6
     assert samples[("cdnlogs_reconcile_short_hours", (("domain", DOMAIN),))] == 1
-    assert samples[("cdnlogs_reconcile_ratio", (("domain", DOMAIN),))] < 0.95
+    # One judged hour is hidden, so its requests (30 lines a file) are missing. (The bytes
+    # ratio depends on how big the hidden hour's responses happen to be, which changes with the
+    # hour the test runs in, so only its presence is checked.)
+    assert samples[("cdnlogs_reconcile_requests_ratio", (("domain", DOMAIN),))] < 0.95
+    assert 0 < samples[("cdnlogs_reconcile_ratio", (("domain", DOMAIN),))] < 1.05
