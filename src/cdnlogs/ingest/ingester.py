@@ -22,12 +22,13 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 import duckdb
 
@@ -44,9 +45,10 @@ from cdnlogs.dataset import (
     source_stem,
 )
 from cdnlogs.errors import CdnLogsError, ParseError
-from cdnlogs.ingest.fastpath import BAD_ROW_MARKER, fast_select, read_csv_sql
+from cdnlogs.ingest.fastpath import KIND_ODD, KIND_ROW, parse_sql, read_lines_sql
+from cdnlogs.ingest.lines import find_lines, strip_carriage_returns
 from cdnlogs.ingest.reference import iter_lines, record_row, select_from_json
-from cdnlogs.linecount import LineCount, count_lines, open_source
+from cdnlogs.linecount import LineCount, count_lines
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,6 @@ DEFAULT_JOBS = DEFAULT_INGEST_JOBS
 DEFAULT_ROW_GROUP_SIZE = 122_880
 #: How often (in lines) the reference parser checks whether it was asked to stop.
 _STOP_CHECK_LINES = 10_000
-#: Lines read to tell a 12-field file from a 13-field one.
-SNIFF_LINES = 200
 
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 # Canonical dotted quads only: anything else goes through ipaddress, like the reference.
@@ -78,10 +78,6 @@ class IngestOptions:
     :param drop_query: store no query strings (``query`` is NULL).
     :param threads: DuckDB worker threads.
     :param memory_limit: DuckDB's memory limit (it spills to disk beyond it).
-    :param inflate_gz: inflate a ``.gz`` to a scratch file first (threaded isal), so DuckDB
-        splits the plain file across its threads. Off by default: on the 2-core bench machine
-        it gained ~10% only when the page cache was warm, lost ~25% when cold, and was even
-        over several files, while costing scratch space the size of the plain file.
     :param row_group_size: rows per Parquet row group.
     :param jobs: source files ingested at once (each on its own connection to one database,
         so ``threads`` and ``memory_limit`` are shared, not multiplied).
@@ -91,7 +87,6 @@ class IngestOptions:
     drop_query: bool = False
     threads: int = DEFAULT_THREADS
     memory_limit: str = INGEST_MEMORY_LIMIT
-    inflate_gz: bool = False
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE
     jobs: int = DEFAULT_JOBS
 
@@ -116,43 +111,6 @@ class FileIngest:
 
 
 # -- reading source files ---------------------------------------------------------------------
-
-
-def _open_inflating(path: Path) -> IO[bytes]:
-    """A ``.gz`` opened for reading with the inflating done on a second thread (isal).
-
-    Inflating while the caller writes the bytes out overlaps the two: about twice as fast as
-    one thread doing both.
-    """
-    try:
-        from isal import igzip_threaded
-
-        return cast(IO[bytes], igzip_threaded.open(path, "rb"))  # type: ignore[no-untyped-call]
-    except ImportError:  # pragma: no cover - isal is a dependency, kept optional
-        return open_source(path)
-
-
-def _sniff_columns(path: Path) -> int:
-    """How many CSV columns the file's lines split into: 14 with the protocol field, else 13.
-
-    The bracketed time splits into two columns. Telling the two apart per file lets DuckDB reject
-    a line with one column too many instead of shifting the content type into the protocol.
-    """
-    with_protocol = without = 0
-    for _number, text in iter_lines(path):
-        if not text.strip():
-            continue
-        try:
-            record = parse_line(text)
-        except ParseError:
-            continue
-        if record.protocol is None:
-            without += 1
-        else:
-            with_protocol += 1
-        if with_protocol + without >= SNIFF_LINES:
-            break
-    return 13 if without > with_protocol else 14
 
 
 class Ingester:
@@ -253,7 +211,7 @@ class Ingester:
         slow = recopied = False
         reparsed = 0
         extra_rows = 0
-        rejected: dict[int, str | None] = {}
+        rejected: dict[int, str] = {}
         try:
             try:
                 rows, rejected, recopied = self._fast_copy_counted(
@@ -263,8 +221,7 @@ class Ingester:
                 # Ctrl-C (or interrupt()) stopped the copy: not a reason to read the file slowly.
                 raise KeyboardInterrupt from None
             except duckdb.Error as exc:
-                reason = "a row failed validation" if BAD_ROW_MARKER in str(exc) else str(exc)
-                log.info("%s: reading with the reference parser (%s)", log_name, reason)
+                log.info("%s: reading with the reference parser (%s)", log_name, exc)
                 slow = True
             except _LinesUnaccounted as exc:
                 log.warning("%s: reading with the reference parser (%s)", log_name, exc)
@@ -279,7 +236,8 @@ class Ingester:
                     raise CdnLogsError(f"{log_name}: wrote {rows} rows, parsed {parsed}")
             elif rejected:
                 reparsed = len(rejected)
-                parsed = self._reparse(source, log_name, rejected, fallback, rejects)
+                numbered = ((number, rejected[number]) for number in sorted(rejected))
+                parsed = self._parse_into(numbered, log_name, fallback, rejects)
                 if parsed:
                     extra_rows = self._copy(select_from_json(fallback), extra_tmp, fast=False)
                     if extra_rows != parsed:
@@ -314,128 +272,136 @@ class Ingester:
 
     def _fast_copy_counted(
         self, source: Path, log_name: str, target: Path, tag: str, known: int | None
-    ) -> tuple[int, dict[int, str | None], bool]:
+    ) -> tuple[int, dict[int, str], bool]:
         """The fast path, checked: every line of ``source`` must come out as a row or a reject.
 
-        Returns the rows, the rejected lines, and whether the one-scanner copy was needed.
+        Returns the rows written to ``target``, the lines left to the reference parser (line
+        number -> text), and whether the one-scanner copy was needed.
 
         ``known`` is the line count sync took; without one, a second thread counts the lines
-        while DuckDB copies. Each non-empty line gives at most one row or reject, so
-        ``rows + rejects == known`` proves nothing was lost; otherwise the file is counted here
-        (empty lines are skipped by the reader and account for a difference). If rows and
-        rejects still fall short (DuckDB's parallel scanner can drop a whole range without a
-        word, see ``cdnlogs.linecount``), the copy runs again with one scanner; if that falls
-        short too, ``_LinesUnaccounted`` sends the file to the reference parser.
+        while DuckDB copies. Each non-empty line gives exactly one row, reported line or odd
+        line, so ``rows + reported + odd == non-empty lines`` proves nothing was lost or split.
+        If it does not hold (DuckDB's parallel scanner has dropped ranges in the past, see
+        ``cdnlogs.linecount``), the copy runs again with one scanner; if that falls short
+        too, ``_LinesUnaccounted`` sends the file to the reference parser.
         """
         counting = None if known is not None else self._counter.submit(count_lines, source)
-        rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=True)
-        if counting is None and rows + len(rejected) == known:
-            return rows, rejected, False
-        expected = _counted(counting or self._counter.submit(count_lines, source))
-        if rows + len(rejected) == expected.nonempty:
-            return rows, rejected, False
-        log.warning(
-            "%s: the CSV reader accounted for %d of %d lines; reading it again on one thread",
-            log_name,
-            rows + len(rejected),
-            expected.nonempty,
-        )
-        rows, rejected = self._fast_copy_once(source, log_name, target, tag, parallel=False)
-        if rows + len(rejected) == expected.nonempty:
-            return rows, rejected, True
-        raise _LinesUnaccounted(_shortfall(rows + len(rejected), expected))
+        expected: LineCount | None = None
+
+        def nonempty() -> int:
+            nonlocal expected
+            if expected is None:
+                expected = _counted(counting or self._counter.submit(count_lines, source))
+            return expected.nonempty
+
+        def complete(found: int) -> bool:
+            # sync's count includes empty lines, so only equality with it proves anything;
+            # short of it, the file's own count of non-empty lines decides.
+            return (counting is None and found == known) or found == nonempty()
+
+        def maybe_more(found: int) -> bool:
+            # Whether odd lines may remain, asking the counting thread only when there is no
+            # count from sync (short of sync's count, they are looked for without counting).
+            return found != known if counting is None else found != nonempty()
+
+        readable, aside = source, {}
+        try:
+            try:
+                rows, numbers, odd = self._fast_copy_once(source, log_name, target, maybe_more)
+            except duckdb.InvalidInputException as exc:
+                if "invalid state" not in str(exc):
+                    raise
+                # A carriage return: DuckDB would split the line there (see .lines).
+                readable = self._tmp / f"{tag}.log"
+                aside = strip_carriage_returns(source, readable)
+                rows, numbers, odd = self._fast_copy_once(
+                    readable, log_name, target, maybe_more, already=len(aside)
+                )
+            accounted = rows + len(numbers) + sum(odd.values()) + len(aside)
+            recopied = False
+            if not complete(accounted):
+                log.warning(
+                    "%s: the fast path accounted for %d of %d lines; reading it again on one "
+                    "thread",
+                    log_name,
+                    accounted,
+                    nonempty(),
+                )
+                rows, numbers, odd = self._fast_copy_once(
+                    readable, log_name, target, maybe_more, already=len(aside), parallel=False
+                )
+                accounted = rows + len(numbers) + sum(odd.values()) + len(aside)
+                if not complete(accounted):
+                    assert expected is not None
+                    raise _LinesUnaccounted(_shortfall(accounted, expected))
+                recopied = True
+            slow_lines = dict(aside)
+            if numbers or odd:
+                found = find_lines(source, numbers, odd)
+                if found.missing_numbers or found.missing_texts:
+                    raise _LinesUnaccounted(
+                        f"{found.missing_numbers} reported and {found.missing_texts} odd "
+                        "lines could not be found in the file"
+                    )
+                slow_lines.update(found.lines)
+            return rows, slow_lines, recopied
+        finally:
+            if readable != source:
+                readable.unlink(missing_ok=True)
 
     def _fast_copy_once(
-        self, source: Path, log_name: str, target: Path, tag: str, *, parallel: bool
-    ) -> tuple[int, dict[int, str | None]]:
-        """One fast-path copy to ``target``: (rows written, rejected line number -> text)."""
-        try:
-            rows = self._fast_copy(source, log_name, target, tag, parallel=parallel)
-            return rows, self._fast_rejects()
-        finally:
-            self._clear_rejects()
-
-    def _fast_copy(
-        self, source: Path, log_name: str, target: Path, tag: str, *, parallel: bool = True
-    ) -> int:
-        """The fast path: one COPY from the CSV reader to ``target``; return the row count.
-
-        A ``.gz`` is first inflated to a scratch file with isal when ``inflate_gz`` is set:
-        DuckDB reads a compressed file on one thread, a plain one on all of them.
-        """
-        ncols = _sniff_columns(source)
-        plain: Path | None = None
-        try:
-            readable = source
-            if source.suffix == ".gz" and self.options.inflate_gz:
-                plain = self._tmp / f"{tag}.log"
-                try:
-                    with _open_inflating(source) as src, plain.open("wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 22)
-                    readable = plain
-                except (OSError, EOFError) as exc:  # no room, or a bad .gz: DuckDB reads it
-                    log.info("%s: reading the .gz directly (%s)", log_name, exc)
-                    plain.unlink(missing_ok=True)
-                    plain = None
-            if self.options.anonymize_ip:
-                try:
-                    self._build_ip_map(read_csv_sql(readable, ncols))
-                finally:
-                    self._clear_rejects()  # the copy below collects them again
-            return self._copy(
-                fast_select(readable, ncols, log_name, parallel=parallel), target, fast=True
-            )
-        finally:
-            if plain is not None:
-                plain.unlink(missing_ok=True)
-
-    def _reparse(
         self,
         source: Path,
         log_name: str,
-        rejected: dict[int, str | None],
-        fallback: Path,
-        rejects: list[tuple[str, int, str, str]],
-    ) -> int:
-        """Re-parse the CSV reader's rejected lines into ``fallback`` (JSON lines); count them."""
-        lines = self._reject_lines(source, rejected)
-        numbered = ((number, lines[number]) for number in sorted(lines))
-        return self._parse_into(numbered, log_name, fallback, rejects)
+        target: Path,
+        maybe_more: Callable[[int], bool],
+        *,
+        already: int = 0,
+        parallel: bool = True,
+    ) -> tuple[int, set[int], Counter[str]]:
+        """One fast-path copy to ``target``.
 
-    def _fast_rejects(self) -> dict[int, str | None]:
-        """Line number -> the raw line DuckDB reported (None when it could not keep it)."""
+        Returns the rows written, the line numbers DuckDB's reader reported (not UTF-8, too
+        long, holding the delimiter), and the odd lines' texts (lines the SQL could not vouch
+        for: read again, only when the count says there are any).
+        """
+        sql = parse_sql(read_lines_sql(source, parallel=parallel), log_name)
+        try:
+            if self.options.anonymize_ip:
+                self._build_ip_map(sql)
+                self._clear_rejects()  # the copy below collects them again
+            rows = self._copy(
+                f"SELECT * EXCLUDE (kind) FROM ({sql}) WHERE kind = '{KIND_ROW}'", target, fast=True
+            )
+            numbers = self._reported_lines()
+        finally:
+            self._clear_rejects()
+        odd: Counter[str] = Counter()
+        if maybe_more(rows + len(numbers) + already):
+            try:
+                for (text,) in self.con.execute(
+                    f"SELECT user_agent FROM ({sql}) WHERE kind = '{KIND_ODD}'"
+                ).fetchall():
+                    odd[text] += 1
+            finally:
+                self._clear_rejects()
+        return rows, numbers, odd
+
+    def _reported_lines(self) -> set[int]:
+        """The line numbers DuckDB's reader reported in ``reject_errors``."""
         exists = self.con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'"
         ).fetchone()
         if not exists or not exists[0]:
-            return {}
-        found: dict[int, str | None] = {}
-        for number, error_type, csv_line in self.con.execute(
-            "SELECT line, error_type, csv_line FROM reject_errors"
-        ).fetchall():
-            # An encoding error's csv_line has the bad bytes already replaced by DuckDB;
-            # re-read those lines ourselves so both paths decode them the same way.
-            keep = None if error_type == "INVALID ENCODING" else csv_line
-            if number in found and found[number] is None:
-                continue
-            found[int(number)] = keep
-        return found
+            return set()
+        return {
+            int(n)
+            for (n,) in self.con.execute("SELECT DISTINCT line FROM reject_errors").fetchall()
+        }
 
     def _clear_rejects(self) -> None:
         self.con.execute("DROP TABLE IF EXISTS reject_errors")
         self.con.execute("DROP TABLE IF EXISTS reject_scans")
-
-    def _reject_lines(self, source: Path, rejected: dict[int, str | None]) -> dict[int, str]:
-        lines = {n: text for n, text in rejected.items() if text is not None}
-        missing = {n for n, text in rejected.items() if text is None}
-        if missing:
-            last = max(missing)
-            for number, text in iter_lines(source):
-                if number in missing:
-                    lines[number] = text
-                if number >= last:
-                    break
-        return lines
 
     def _json_row(self, record: LogRecord, log_name: str) -> dict[str, Any]:
         row = record_row(record, log_name)
@@ -481,17 +447,18 @@ class Ingester:
                 rows += 1
         return rows
 
-    def _build_ip_map(self, csv_sql: str) -> None:
+    def _build_ip_map(self, parse: str) -> None:
         """Map every address that is not plain IPv4 through ``anonymize_ip`` (table ``ipmap``).
 
         IPv4 is truncated in SQL; the rest (IPv6, odd values) is rare enough per file to look
         up once each in Python, which keeps one definition of the truncation. Finding them
-        costs a scan of the two address columns (only with ``anonymize_ip``).
+        costs a scan of the file (only with ``anonymize_ip``).
         """
         found = self.con.execute(
             "SELECT list(DISTINCT ip) FILTER (WHERE ip IS NOT NULL AND NOT "
             f"regexp_full_match(ip, '{_IPV4_PATTERN}')) "
-            f"FROM (SELECT unnest([c2, c3]) AS ip FROM {csv_sql})"
+            f"FROM (SELECT unnest([client_ip, proxy_ip]) AS ip FROM ({parse}) "
+            f"WHERE kind = '{KIND_ROW}')"
         ).fetchall()
         keys = sorted(found[0][0] or []) if found else []
         self.con.execute("CREATE OR REPLACE TEMP TABLE ipmap (ip VARCHAR, anon VARCHAR)")
