@@ -44,7 +44,8 @@ def read_lines_sql(path: Path | list[Path], *, parallel: bool = True) -> str:
     otherwise split a line at a bare ``\\r``, and its numbering with it), so a file holding one
     is normalised first (see ``cdnlogs.ingest.lines``). Lines that are not UTF-8, too long, or
     hold the delimiter land in ``reject_errors`` with their line numbers. An empty line
-    comes back as NULL; ``parse_sql`` skips it, as the line count expects. A list of paths adds ``filename``.
+    comes back as NULL; ``parse_sql`` skips it, as the line count expects. A list of paths
+    adds ``filename``.
     """
     paths = [path] if isinstance(path, Path) else path
     files = "[" + ", ".join(quote_sql(str(p)) for p in paths) + "]"
