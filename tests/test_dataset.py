@@ -725,3 +725,40 @@ def test_an_interrupted_ingester_stops_the_reference_parser_within_a_bound(tmp_p
         with pytest.raises(KeyboardInterrupt):
             ingester._parse_into(sparse(), NAME, tmp_path / "out.jsonl", [])
     assert len(fed) == ingester_module._STOP_CHECK_LINES
+
+
+def test_scratch_of_a_killed_ingest_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    """A real ingest process killed with SIGKILL leaves scratch files; the next ingest (under
+    the archive lock, so no other can be running) removes them and ingests everything."""
+    import os
+    import signal
+    import sys
+    import time
+
+    settings = Settings(out_dir=tmp_path / "out")
+    lines = list(generate_lines(DOMAIN, HOUR, 150_000, 1))
+    name = _add_file(settings.out_dir, DOMAIN, HOUR, lines, fmt="log")
+    root = settings.dataset_dir
+    (tmp_path / "none.toml").write_text("")
+    env = {**os.environ, "CDNLOGS_CONFIG": str(tmp_path / "none.toml")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdnlogs", "ingest", "--out", str(settings.out_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(root.glob("domain=*/date=*/.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the ingest ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    leftovers = list(root.glob("domain=*/date=*/.*.tmp")) + list((root / ".tmp").iterdir())
+    assert leftovers, "the killed ingest left scratch behind"
+    summary = ingest_archive(settings, now=NOW)
+    assert summary.files == 1 and summary.rows == len(lines)
+    assert not list(root.glob("domain=*/date=*/.*.tmp"))
+    assert not list((root / ".tmp").iterdir())
+    assert _counts(settings) == {(DOMAIN, name): len(lines)}

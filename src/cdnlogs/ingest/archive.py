@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -11,9 +12,15 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from cdnlogs.config import Settings
-from cdnlogs.dataset import partition_date, partition_dir, prune_dataset, source_stem
+from cdnlogs.dataset import (
+    REJECTS_DIR,
+    partition_date,
+    partition_dir,
+    prune_dataset,
+    source_stem,
+)
 from cdnlogs.errors import CdnLogsError, is_interrupt
-from cdnlogs.ingest.ingester import FileIngest, Ingester, IngestOptions
+from cdnlogs.ingest.ingester import SCRATCH_DIR, FileIngest, Ingester, IngestOptions
 from cdnlogs.ingest.workers import run_on_workers
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.timeutil import parse_duration
@@ -86,6 +93,7 @@ def ingest_archive(
             )
             if not parquet.exists():
                 todo.append(record)
+        remove_stale_scratch(root)
         if todo:
             with Ingester(root, opts) as ingester:
                 for record, result in run_on_workers(
@@ -111,6 +119,28 @@ def ingest_archive(
         summary.removed_partitions = [str(p.relative_to(root)) for p in removed]
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def remove_stale_scratch(root: Path) -> list[Path]:
+    """Remove what a killed ingest left: ``.tmp/<id>/`` and ``.<name>.<id>.tmp`` files.
+
+    Only safe under the archive lock (``ingest_archive``'s caller holds it): no other ingest
+    can be running, so every scratch file in the dataset belongs to one that died.
+    """
+    removed: list[Path] = []
+    scratch = root / SCRATCH_DIR
+    if scratch.is_dir():
+        for child in scratch.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+            removed.append(child)
+    for pattern in ("domain=*/date=*/.*.tmp", f"{REJECTS_DIR}/domain=*/.*.tmp"):
+        for path in root.glob(pattern):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _ingest_record(ingester: Ingester, record: FileRecord, *, out_dir: Path) -> FileIngest | str:

@@ -62,6 +62,8 @@ INGEST_MEMORY_LIMIT = "512MB"
 DEFAULT_JOBS = DEFAULT_INGEST_JOBS
 #: Rows per Parquet row group (DuckDB's default is 122,880).
 DEFAULT_ROW_GROUP_SIZE = 122_880
+#: The dataset's scratch directory: one ``<id>/`` per running Ingester.
+SCRATCH_DIR = ".tmp"
 #: How often (in lines) the reference parser checks whether it was asked to stop.
 _STOP_CHECK_LINES = 10_000
 
@@ -129,7 +131,7 @@ class Ingester:
         self.root = Path(root)
         self.options = options or IngestOptions()
         # A private scratch directory, so two ingesters never remove each other's files.
-        self._tmp = self.root / ".tmp" / uuid.uuid4().hex[:12]
+        self._tmp = self.root / SCRATCH_DIR / uuid.uuid4().hex[:12]
         self._tmp.mkdir(parents=True, exist_ok=True)
         self.con: duckdb.DuckDBPyConnection
         if share is not None:
