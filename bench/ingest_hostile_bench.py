@@ -38,7 +38,8 @@ def one_liner(path: Path, out: Path) -> float:
     started = time.perf_counter()
     con.execute(
         f"COPY (SELECT * FROM read_csv('{path}', delim=' ', quote='\"', escape='', "
-        f"header=false, columns={columns}, null_padding=true, ignore_errors=true, "
+        f"header=false, auto_detect=false, columns={columns}, null_padding=true, "
+        f"ignore_errors=true, max_line_size=2097152, "
         f"strict_mode=false)) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
     )
     seconds = time.perf_counter() - started
