@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import resource
 import shutil
 import tempfile
@@ -73,12 +74,62 @@ def reference(path: Path) -> tuple[int, int]:
     return requests, nbytes
 
 
+def small_files(count: int, work: Path) -> None:
+    """``count`` files of 3 lines (100 domains x hours) in an archive, then one ingest."""
+    from datetime import timedelta
+
+    from cdnlogs.config import Settings
+    from cdnlogs.ingest import ingest_archive
+    from cdnlogs.manifest import Manifest
+    from cdnlogs.models import LogFile
+    from cdnlogs.simulator.loggen import generate_lines
+
+    settings = Settings(out_dir=work / "small")
+    listed, done = [], []
+    for i in range(count):
+        domain = f"d{i % 100:03d}.example.com"
+        hour = HOUR - timedelta(hours=i // 100)
+        local = hour + timedelta(hours=8)
+        name = f"{domain}_{local:%Y_%m_%d_%H}0000_{(local + timedelta(hours=1)):%H}0000.gz"
+        rel = f"{domain}/{local:%Y/%m/%d}/{name.removesuffix('.gz')}.log"
+        path = settings.out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{line}\n" for line in generate_lines(domain, hour, 3, i)))
+        listed.append(LogFile(domain, name, "http://x/" + name, 1, hour, hour + timedelta(hours=1)))
+        done.append((domain, name, rel))
+    with Manifest.open(settings.state_dir) as manifest:
+        manifest.record_listed(listed)
+        for domain, name, rel in done:
+            manifest.mark_done(
+                domain, name, sha256="0" * 64, plain_size=3, local_path=rel, fmt="log"
+            )
+    started = time.perf_counter()
+    if os.environ.get("PROFILE"):
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            summary = ingest_archive(settings, now=HOUR + timedelta(days=1))
+        prof.print_stats("cumulative")
+    else:
+        summary = ingest_archive(settings, now=HOUR + timedelta(days=1))
+    seconds = time.perf_counter() - started
+    print(
+        f"small files: {summary.files:,} files of 3 lines, {summary.rows:,} rows in "
+        f"{seconds:.2f}s = {summary.files / seconds:,.0f} files/s (goal: 7,200 in < 8 s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--small-files", type=int, default=7200)
+    parser.add_argument("--only-small", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cdnlogs-hostile-"))
     try:
+        small_files(args.small_files, work)
+        if args.only_small:
+            return
         clean = work / "clean.log"
         hostile = work / "hostile.log"
         with clean.open("w") as out:

@@ -21,7 +21,7 @@ from cdnlogs.config import Settings
 from cdnlogs.dataset import LOG_COLUMNS, connect, prune_dataset
 from cdnlogs.errors import ParseError
 from cdnlogs.export import ExportFilter, export_logs
-from cdnlogs.ingest import Ingester, IngestOptions, ingest_archive
+from cdnlogs.ingest import Ingester, IngestOptions, ingest_archive, iter_lines
 from cdnlogs.ingest import ingester as ingester_module
 from cdnlogs.linecount import LineCount
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line, to_clf
@@ -762,3 +762,46 @@ def test_scratch_of_a_killed_ingest_is_removed_by_the_next_one(tmp_path: Path) -
     assert not list(root.glob("domain=*/date=*/.*.tmp"))
     assert not list((root / ".tmp").iterdir())
     assert _counts(settings) == {(DOMAIN, name): len(lines)}
+
+
+def test_small_files_in_one_pass_match_one_at_a_time(tmp_path: Path) -> None:
+    """Small plain files go through one batch; odd ones (raw quotes the SQL reads, a bad line,
+    CRLF, not UTF-8, a .gz) still give the reference parser's rows, per file in the ledger."""
+    settings = Settings(out_dir=tmp_path / "out")
+    expected: dict[tuple[str, str], int] = {}
+    for i in range(40):
+        domain = f"d{i % 4}.example.com"
+        hour = HOUR - timedelta(hours=i // 4)
+        lines = list(generate_lines(domain, hour, 3, i))
+        if i == 5:
+            lines.append(ODD_LINES[1])  # raw quotes: vouched for in the batch
+        if i == 6:
+            lines.append("this is not a log line")  # handed back: one reject
+        name = _add_file(settings.out_dir, domain, hour, lines, fmt="gz" if i == 7 else "log")
+        expected[(domain, name)] = sum(1 for line in lines if line != "this is not a log line")
+    crlf = next((settings.out_dir / "d0.example.com").rglob("*.log"))
+    crlf.write_bytes(crlf.read_bytes().replace(b"\n", b"\r\n"))
+    latin = next((settings.out_dir / "d1.example.com").rglob("*.log"))
+    latin.write_bytes(latin.read_bytes().replace(b"Mozilla", b"Moz\xe9lla", 1))
+    summary = ingest_archive(settings, now=NOW)
+    assert summary.failed == [] and summary.files == 40
+    assert summary.rejects == 1
+    assert _counts(settings) == expected
+    with Manifest.open(settings.state_dir) as manifest:
+        recorded = {(r.domain, r.log_name): r.ingested_rows for r in manifest.records()}
+    assert recorded == expected
+    # Row for row what the reference parser reads from the files as they are on disk.
+    want: list[tuple[Any, ...]] = []
+    with Manifest.open(settings.state_dir) as manifest:
+        for rec in manifest.records():
+            assert rec.local_path is not None
+            for _, text in iter_lines(settings.out_dir / rec.local_path):
+                try:
+                    want.append(_expected(parse_line(text), rec.log_name))
+                except ParseError:
+                    continue
+    assert sorted(_rows(connect(settings.dataset_dir)), key=_sort_key) == sorted(
+        want, key=_sort_key
+    )
+    again = ingest_archive(settings, now=NOW)
+    assert again.files == 0

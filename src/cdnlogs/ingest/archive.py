@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
@@ -20,15 +20,17 @@ from cdnlogs.dataset import (
     source_stem,
 )
 from cdnlogs.errors import CdnLogsError, is_interrupt
+from cdnlogs.ingest.bulk import SMALL_FILE_BYTES, SmallFile, batches, ingest_batch
 from cdnlogs.ingest.ingester import SCRATCH_DIR, FileIngest, Ingester, IngestOptions
 from cdnlogs.ingest.workers import run_on_workers
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.timeutil import parse_duration
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
-    from cdnlogs.manifest import FileRecord
+    from cdnlogs.manifest import FileRecord, Manifest
 
 
 @dataclass
@@ -57,6 +59,7 @@ def ingest_archive(
     *,
     now: datetime,
     options: IngestOptions | None = None,
+    callbacks: IngestCallbacks | None = None,
 ) -> IngestSummary:
     """Ingest every downloaded file the ledger says is not (or no longer) in the dataset.
 
@@ -94,31 +97,123 @@ def ingest_archive(
             if not parquet.exists():
                 todo.append(record)
         remove_stale_scratch(root)
+        if callbacks is not None:
+            callbacks.on_planned(len(todo), sum(_size(settings.out_dir, r) for r in todo))
+
+        def note(rec: FileRecord, result: FileIngest | str) -> None:
+            if isinstance(result, str):
+                summary.failed.append((rec.domain, rec.log_name, result))
+            else:
+                summary.files += 1
+                summary.rows += result.rows
+                summary.rejects += result.rejects
+                summary.reparsed += result.reparsed
+                summary.slow_files += int(result.slow_path)
+                summary.recopied_files += int(result.recopied)
+            if callbacks is not None:
+                callbacks.on_file(
+                    _size(settings.out_dir, rec), 0 if isinstance(result, str) else result.rows
+                )
+
         if todo:
             with Ingester(root, opts) as ingester:
-                for record, result in run_on_workers(
+                todo = _ingest_small_files(
+                    ingester, todo, settings.out_dir, manifest, note, opts.anonymize_ip
+                )
+                for rec, result in run_on_workers(
                     todo,
                     partial(_ingest_record, out_dir=settings.out_dir),
                     make_worker=ingester.worker,
                     jobs=opts.jobs,
                 ):
-                    if isinstance(result, str):
-                        summary.failed.append((record.domain, record.log_name, result))
-                        continue
-                    manifest.mark_ingested(
-                        record.domain, record.log_name, rows=result.rows, rejects=result.rejects
-                    )
-                    summary.files += 1
-                    summary.rows += result.rows
-                    summary.rejects += result.rejects
-                    summary.reparsed += result.reparsed
-                    summary.slow_files += int(result.slow_path)
-                    summary.recopied_files += int(result.recopied)
+                    if not isinstance(result, str):
+                        manifest.mark_ingested(
+                            rec.domain, rec.log_name, rows=result.rows, rejects=result.rejects
+                        )
+                    note(rec, result)
     if keep is not None:
         removed = prune_dataset(root, keep=keep, now=now)
         summary.removed_partitions = [str(p.relative_to(root)) for p in removed]
     summary.seconds = time.monotonic() - started
     return summary
+
+
+class IngestCallbacks(Protocol):
+    """Progress of an ``ingest_archive`` run (the CLI draws a progress bar from it)."""
+
+    def on_planned(self, files: int, nbytes: int) -> None:
+        """``files`` source files of ``nbytes`` bytes (on disk) are to be ingested."""
+
+    def on_file(self, nbytes: int, rows: int) -> None:
+        """One more file is done (or failed): its size on disk and its rows."""
+
+
+def _size(out_dir: Path, record: FileRecord) -> int:
+    if record.local_path is None:
+        return 0
+    try:
+        return (out_dir / record.local_path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _ingest_small_files(
+    ingester: Ingester,
+    todo: list[FileRecord],
+    out_dir: Path,
+    manifest: Manifest,
+    note: Callable[[FileRecord, FileIngest | str], None],
+    anonymize: bool,
+) -> list[FileRecord]:
+    """Ingest the small files of ``todo`` in batches (see ``.bulk``); return the others."""
+    if anonymize:  # the IPv6 map is per file in the Ingester; keep one path for it
+        return todo
+    small: list[tuple[FileRecord, SmallFile]] = []
+    rest: list[FileRecord] = []
+    for rec in todo:
+        if (
+            rec.local_path is not None
+            and not rec.local_path.endswith(".gz")
+            and 0 < _size(out_dir, rec) <= SMALL_FILE_BYTES
+        ):
+            item = SmallFile(
+                source=out_dir / rec.local_path,
+                domain=rec.domain,
+                log_name=rec.log_name,
+                day=partition_date(rec.log_name, rec.hour_start),
+                lines=rec.plain_lines,
+            )
+            small.append((rec, item))
+        else:
+            rest.append(rec)
+    if len(small) < 2:
+        return todo
+    records = {id(item): rec for rec, item in small}
+    for batch in batches([item for _, item in small]):
+        done, back = _batch_or_halves(ingester, batch)
+        manifest.mark_ingested_many([(i.domain, i.log_name, r.rows, r.rejects) for i, r in done])
+        for item, result in done:
+            note(records[id(item)], result)
+        rest.extend(records[id(item)] for item in back)
+    return rest
+
+
+def _batch_or_halves(
+    ingester: Ingester, batch: list[SmallFile]
+) -> tuple[list[tuple[SmallFile, FileIngest]], list[SmallFile]]:
+    """``ingest_batch``; a batch DuckDB cannot read as a whole (a carriage return, a broken
+    .gz) is split in halves, down to single files, which go the per-file way."""
+    if len(batch) == 1:
+        return [], batch
+    try:
+        return ingest_batch(ingester, batch)
+    except (duckdb.InvalidInputException, duckdb.IOException, duckdb.ConversionException) as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from None
+        middle = len(batch) // 2
+        done_a, back_a = _batch_or_halves(ingester, batch[:middle])
+        done_b, back_b = _batch_or_halves(ingester, batch[middle:])
+        return done_a + done_b, back_a + back_b
 
 
 def remove_stale_scratch(root: Path) -> list[Path]:

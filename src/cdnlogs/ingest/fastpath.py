@@ -37,28 +37,44 @@ KIND_ROW = "row"
 KIND_ODD = "odd"
 
 
-def read_lines_sql(path: Path | list[Path], *, parallel: bool = True) -> str:
+def read_lines_sql(path: Path, *, parallel: bool = True) -> str:
     """DuckDB's reader of ``path`` as physical lines: one VARCHAR column ``l``, no quoting.
 
     ``strict_mode`` makes a carriage return an error rather than a line end (DuckDB would
     otherwise split a line at a bare ``\\r``, and its numbering with it), so a file holding one
     is normalised first (see ``cdnlogs.ingest.lines``). Lines that are not UTF-8, too long, or
     hold the delimiter land in ``reject_errors`` with their line numbers. An empty line
-    comes back as NULL; ``parse_sql`` skips it, as the line count expects. A list of paths
-    adds ``filename``.
+    comes back as NULL; ``parse_sql`` skips it, as the line count expects.
     """
-    paths = [path] if isinstance(path, Path) else path
-    files = "[" + ", ".join(quote_sql(str(p)) for p in paths) + "]"
-    gz = [p.suffix == ".gz" for p in paths]
-    compression = "gzip" if all(gz) else "none" if not any(gz) else "auto"
+    compression = "gzip" if path.suffix == ".gz" else "none"
     return (
-        f"read_csv({files}, columns={{'l': 'VARCHAR'}}, delim=e'{_DELIMITER}', quote='', "
-        "escape='', header=false, auto_detect=false, strict_mode=true, new_line='\\n', "
-        f"store_rejects=true, max_line_size={MAX_LINE_BYTES}, "
+        f"read_csv({quote_sql(str(path))}, columns={{'l': 'VARCHAR'}}, delim=e'{_DELIMITER}', "
+        "quote='', escape='', header=false, auto_detect=false, strict_mode=true, "
+        f"new_line='\\n', store_rejects=true, max_line_size={MAX_LINE_BYTES}, "
         f"buffer_size={4 * MAX_LINE_BYTES}, compression='{compression}'"
-        f"{'' if isinstance(path, Path) else ', filename=true'}"
         f"{'' if parallel else ', parallel=false'})"
     )
+
+
+def small_files_lines_sql(paths: list[Path], names_table: str) -> str:
+    """The physical lines of many small plain files, numbered: ``filename`` (the LogName from
+    ``names_table(filename, log_name, idx)``), ``idx``, ``n`` (line number) and ``l``.
+
+    ``read_text`` costs ~0.15 ms a file where ``read_csv`` costs ~2 ms; each file is one
+    value, split here on newlines, so line numbers are exact and a carriage return is just a
+    character (the ones ending a line are dropped, as ``parse_line`` drops them). A file that
+    is not UTF-8 makes the whole read fail (the caller splits the batch).
+    """
+    files = "[" + ", ".join(quote_sql(str(p)) for p in paths) + "]"
+    return f"""(
+        SELECT names.log_name AS filename, names.idx, x.n, rtrim(x.l, e'\\r') AS l
+        FROM (
+            SELECT filename, unnest(s) AS l, unnest(generate_series(1, len(s))) AS n
+            FROM (SELECT filename, string_split(content, e'\\n') AS s FROM read_text({files}))
+        ) AS x
+        JOIN {names_table} AS names ON x.filename = names.filename
+        WHERE x.l <> ''
+    )"""
 
 
 # ``logformat``'s line patterns in RE2 syntax, for the few lines with more than eight quotes
@@ -120,11 +136,12 @@ def _number(text: str, kind: str) -> tuple[str, str]:
     return value, vouched
 
 
-def parse_sql(lines_sql: str, source_file: str | None) -> str:
+def parse_sql(lines_sql: str, source_file: str | None, carry: tuple[str, ...] = ()) -> str:
     """SQL turning physical lines into the dataset's columns plus ``kind`` (row or odd).
 
     ``source_file`` is the LogName stored in every row; ``None`` takes it from the reader's
     ``filename`` column (several files in one read; the caller maps paths to names then).
+    ``carry`` names more columns of ``lines_sql`` passed through to the result.
     An odd row carries its whole line in ``user_agent`` (the other columns are meaningless).
 
     Two ways to the fields: a line with exactly eight quotes is split on them (fast, and the
@@ -198,7 +215,9 @@ def parse_sql(lines_sql: str, source_file: str | None) -> str:
         "source_file": source,
     }
     select = ",\n        ".join(f"{values[name]} AS {name}" for name in names)
-    file_column = ", filename" if source_file is None else ""
+    file_column = "".join(
+        f", {name}" for name in (("filename",) if source_file is None else ()) + carry
+    )
     split_fields = (
         "{'date': h[1], 'offset': h[2], 'client': h[3], 'proxy': h[4], 'rt': h[5], "
         "'referer': p[2], 'request': p[4], 'status': m[2], 'reqb': m[3], 'respb': m[4], "
@@ -286,6 +305,8 @@ def parse_sql(lines_sql: str, source_file: str | None) -> str:
     )
     SELECT
         {select},
-        CASE WHEN ok THEN '{KIND_ROW}' ELSE '{KIND_ODD}' END AS kind
+        CASE WHEN ok THEN '{KIND_ROW}' ELSE '{KIND_ODD}' END AS kind{
+        "".join(f", {name}" for name in carry)
+    }
     FROM host
     """

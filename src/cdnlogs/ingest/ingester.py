@@ -147,6 +147,11 @@ class Ingester:
         self._counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdnlogs-count")
         self._stopping = threading.Event()
 
+    @property
+    def scratch(self) -> Path:
+        """This ingester's private scratch directory (removed on close)."""
+        return self._tmp
+
     def worker(self) -> Ingester:
         """A second ingester on this one's database (for another thread)."""
         return Ingester(self.root, self.options, share=self)
@@ -371,13 +376,13 @@ class Ingester:
         try:
             if self.options.anonymize_ip:
                 self._build_ip_map(sql)
-                self._clear_rejects()  # the copy below collects them again
+                self.clear_rejects()  # the copy below collects them again
             rows = self._copy(
                 f"SELECT * EXCLUDE (kind) FROM ({sql}) WHERE kind = '{KIND_ROW}'", target, fast=True
             )
             numbers = self._reported_lines()
         finally:
-            self._clear_rejects()
+            self.clear_rejects()
         odd: Counter[str] = Counter()
         if maybe_more(rows + len(numbers) + already):
             try:
@@ -386,7 +391,7 @@ class Ingester:
                 ).fetchall():
                     odd[text] += 1
             finally:
-                self._clear_rejects()
+                self.clear_rejects()
         return rows, numbers, odd
 
     def _reported_lines(self) -> set[int]:
@@ -401,7 +406,8 @@ class Ingester:
             for (n,) in self.con.execute("SELECT DISTINCT line FROM reject_errors").fetchall()
         }
 
-    def _clear_rejects(self) -> None:
+    def clear_rejects(self) -> None:
+        """Drop DuckDB's ``reject_errors`` / ``reject_scans`` (each read adds to them)."""
         self.con.execute("DROP TABLE IF EXISTS reject_errors")
         self.con.execute("DROP TABLE IF EXISTS reject_scans")
 
