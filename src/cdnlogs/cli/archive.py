@@ -109,21 +109,21 @@ def sync_command(
     summary = _run_with_progress(
         app, lambda cb: SyncRun(settings, provider, callbacks=cb).run(), as_json=as_json
     )
-    ingested = _ingest_after_sync(settings) if ingest else None
+    ingested = _ingest_after_sync(app, settings, as_json=as_json) if ingest else None
     _report(app, summary, as_json=as_json, ingested=ingested)
     _raise_if_partial(summary)
     if ingested is not None and ingested.failed:
         raise PartialSyncError(f"{len(ingested.failed)} file(s) could not be ingested")
 
 
-def _ingest_after_sync(settings: Settings) -> IngestSummary:
+def _ingest_after_sync(app: AppContext, settings: Settings, *, as_json: bool) -> IngestSummary:
     """Ingest what the sync (and earlier ones) downloaded; files that failed are skipped."""
-    from cdnlogs.ingest import ingest_archive
+    from cdnlogs.cli.analysis import ingest_with_progress
     from cdnlogs.lock import ArchiveLock
 
     # The sync released its lock; take it again so no other sync or ingest runs alongside.
     with ArchiveLock(settings.state_dir, purpose="ingest"):
-        return ingest_archive(settings, now=datetime.now(UTC))
+        return ingest_with_progress(app, settings, as_json=as_json)
 
 
 @cli.command("demo")
