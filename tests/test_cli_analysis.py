@@ -281,3 +281,26 @@ def test_ctrl_c_or_sigterm_stops_ingest_at_once_and_leaves_nothing_half_done(
     assert code == 0
     total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{dataset}/**/*.parquet')").fetchall()
     assert total == [(1_200_000,)]
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a user's would."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_ingest_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    from cdnlogs.cli.analysis import ingest_with_progress
+    from cdnlogs.config import Settings
+
+    lines = list(generate_lines(DOMAIN, HOUR, 50, 1))
+    terminal, pipe = _Terminal(), io.StringIO()
+    for out, stderr in ((tmp_path / "tty", terminal), (tmp_path / "pipe", pipe)):
+        _archive(out, lines)
+        app = AppContext(stdout=io.StringIO(), stderr=stderr)
+        summary = ingest_with_progress(app, Settings(out_dir=out), as_json=False)
+        assert summary.rows == 50
+    # The terminal got the bar (files and rows done); the pipe got nothing at all.
+    assert "1/1 files, 50 rows" in terminal.getvalue()
+    assert pipe.getvalue() == ""

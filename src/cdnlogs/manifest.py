@@ -559,6 +559,21 @@ class Manifest:
                 (rows, rejects, self._now()),
             )
 
+    def mark_ingested_many(self, items: Iterable[tuple[str, str, int, int]]) -> None:
+        """``mark_ingested`` for many ``(domain, log_name, rows, rejects)`` in one transaction
+        (a batch of small files: one commit instead of one per file)."""
+        with self._transaction() as conn:
+            now = self._now()
+            for domain, log_name, rows, rejects in items:
+                self._update_row(
+                    conn,
+                    domain,
+                    log_name,
+                    "ingested_rows = ?, ingested_sha256 = sha256, ingested_rejects = ?,"
+                    " ingested_at = ?",
+                    (rows, rejects, now),
+                )
+
 
 def _filters(
     *, domain: str | None = None, status: Status | None = None

@@ -23,14 +23,10 @@ from cdnlogs.cli.options import (
     make_settings,
     out_option,
 )
-from cdnlogs.dataset import (
-    DEFAULT_JOBS,
-    IngestSummary,
-    connect,
-    ingest_archive,
-)
+from cdnlogs.dataset import connect
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
+from cdnlogs.ingest import DEFAULT_JOBS, IngestSummary, ingest_archive
 from cdnlogs.lock import ArchiveLock
 from cdnlogs.timeutil import parse_duration, parse_when
 
@@ -107,13 +103,62 @@ def ingest_command(
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
     with operated_run(settings, "ingest") as run:
         with ArchiveLock(settings.state_dir, purpose="ingest"):
-            summary = ingest_archive(settings, now=datetime.now(UTC))
+            summary = ingest_with_progress(app, settings, as_json=as_json)
         run.summary = summary.to_dict()
         run.files_failed = len(summary.failed)
         run.headline = f"ingested {summary.files} file(s), {summary.rows:,} rows"
         _report_ingest(app, summary, as_json=as_json)
         if summary.failed:
             sys.exit(ExitStatus.PARTIAL)
+
+
+class _IngestProgress:
+    """IngestCallbacks drawing one rich progress bar: files, bytes, rate, ETA (stderr only)."""
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+        self._files = 0
+        self._done = 0
+        self._rows = 0
+        self._task = progress.add_task("ingest", total=0)
+
+    def _describe(self) -> str:
+        return f"{self._done}/{self._files} files, {self._rows:,} rows"
+
+    def on_planned(self, files: int, nbytes: int) -> None:
+        self._files = files
+        self._progress.update(self._task, total=nbytes, description=self._describe())
+
+    def on_file(self, nbytes: int, rows: int) -> None:
+        self._done += 1
+        self._rows += rows
+        self._progress.update(self._task, advance=nbytes, description=self._describe())
+
+
+def ingest_with_progress(app: AppContext, settings: Any, *, as_json: bool) -> IngestSummary:
+    """``ingest_archive`` with a progress bar on a terminal's stderr; quietly otherwise."""
+    if as_json or not app.interactive:
+        return ingest_archive(settings, now=datetime.now(UTC))
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=app.stderr),
+        transient=True,
+    ) as progress:
+        return ingest_archive(settings, now=datetime.now(UTC), callbacks=_IngestProgress(progress))
 
 
 def _report_ingest(app: AppContext, summary: IngestSummary, *, as_json: bool) -> None:

@@ -29,7 +29,7 @@ from cdnlogs.sync import SyncCallbacks, SyncSummary
 from cdnlogs.transfer import DownloadResult, DownloadTask
 
 if TYPE_CHECKING:  # duckdb is imported only by commands that use the dataset
-    from cdnlogs.dataset import IngestSummary
+    from cdnlogs.ingest import IngestSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -161,7 +161,7 @@ def sync_once(
     ingested = None
     if settings.ingest_after_sync:
         # The sync is recorded even if the ingest stops the run.
-        ingested = _ingest_after_sync(settings)
+        ingested = _ingest_after_sync(app, settings, as_json=not progress)
         run.summary["ingest"] = ingested.to_dict()
         run.files_failed += len(ingested.failed)
         run.headline += f"; ingested {ingested.files} file(s), {len(ingested.failed)} failed"
@@ -171,14 +171,14 @@ def sync_once(
         raise PartialSyncError(f"{len(ingested.failed)} file(s) could not be ingested")
 
 
-def _ingest_after_sync(settings: Settings) -> IngestSummary:
+def _ingest_after_sync(app: AppContext, settings: Settings, *, as_json: bool) -> IngestSummary:
     """Ingest what the sync (and earlier ones) downloaded; files that failed are skipped."""
-    from cdnlogs.dataset import ingest_archive
+    from cdnlogs.cli.analysis import ingest_with_progress
     from cdnlogs.lock import ArchiveLock
 
     # The sync released its lock; take it again so no other sync or ingest runs alongside.
     with ArchiveLock(settings.state_dir, purpose="ingest"):
-        return ingest_archive(settings, now=datetime.now(UTC))
+        return ingest_with_progress(app, settings, as_json=as_json)
 
 
 @cli.command("demo")

@@ -1,0 +1,258 @@
+"""Ingest the whole archive: every downloaded file the ledger says is not in the dataset."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import duckdb
+
+from cdnlogs.config import Settings
+from cdnlogs.dataset import (
+    REJECTS_DIR,
+    partition_date,
+    partition_dir,
+    prune_dataset,
+    source_stem,
+)
+from cdnlogs.errors import CdnLogsError, is_interrupt
+from cdnlogs.ingest.bulk import SMALL_FILE_BYTES, SmallFile, batches, ingest_batch
+from cdnlogs.ingest.ingester import SCRATCH_DIR, FileIngest, Ingester, IngestOptions
+from cdnlogs.ingest.workers import run_on_workers
+from cdnlogs.models import PROVIDER_TZ
+from cdnlogs.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from cdnlogs.manifest import FileRecord, Manifest
+
+
+@dataclass
+class IngestSummary:
+    """The outcome of one ``ingest`` run."""
+
+    files: int = 0
+    rows: int = 0
+    rejects: int = 0
+    reparsed: int = 0
+    slow_files: int = 0
+    recopied_files: int = 0
+    seconds: float = 0.0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    removed_partitions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``failed`` as objects with domain, log_name, error)."""
+        data = asdict(self)
+        data["failed"] = [{"domain": d, "log_name": n, "error": e} for d, n, e in self.failed]
+        return data
+
+
+def ingest_archive(
+    settings: Settings,
+    *,
+    now: datetime,
+    options: IngestOptions | None = None,
+    callbacks: IngestCallbacks | None = None,
+) -> IngestSummary:
+    """Ingest every downloaded file the ledger says is not (or no longer) in the dataset.
+
+    Records rows and rejects per file in the ledger, so running it again never double-counts;
+    a re-downloaded file (new sha256) replaces its own rows. Then applies ``dataset_keep``.
+    The caller holds the archive lock (``sync --ingest`` already does).
+    A file that cannot be read is listed in ``failed`` and the others go on.
+    """
+    from cdnlogs.manifest import Manifest, Status
+
+    started = time.monotonic()
+    opts = options or IngestOptions(
+        anonymize_ip=settings.anonymize_ip,
+        drop_query=settings.drop_query,
+        jobs=settings.ingest_jobs,
+    )
+    summary = IngestSummary()
+    root = settings.dataset_dir
+    keep = parse_duration(settings.dataset_keep) if settings.dataset_keep else None
+    oldest = (now - keep).astimezone(PROVIDER_TZ).date() if keep is not None else None
+    with Manifest.open(settings.state_dir) as manifest:
+        todo = manifest.files_to_ingest()
+        queued = {(r.domain, r.log_name) for r in todo}
+        # A done file whose Parquet file is missing from this dataset (a new --dataset, or a
+        # deleted one) is ingested again, unless --keep has aged its day out on purpose.
+        for record in manifest.records(status=Status.DONE):
+            if (record.domain, record.log_name) in queued or record.local_path is None:
+                continue
+            day = partition_date(record.log_name, record.hour_start)
+            if oldest is not None and day < oldest:
+                continue
+            parquet = (
+                partition_dir(root, record.domain, day) / f"{source_stem(record.log_name)}.parquet"
+            )
+            if not parquet.exists():
+                todo.append(record)
+        remove_stale_scratch(root)
+        if callbacks is not None:
+            callbacks.on_planned(len(todo), sum(_size(settings.out_dir, r) for r in todo))
+
+        def note(rec: FileRecord, result: FileIngest | str) -> None:
+            if isinstance(result, str):
+                summary.failed.append((rec.domain, rec.log_name, result))
+            else:
+                summary.files += 1
+                summary.rows += result.rows
+                summary.rejects += result.rejects
+                summary.reparsed += result.reparsed
+                summary.slow_files += int(result.slow_path)
+                summary.recopied_files += int(result.recopied)
+            if callbacks is not None:
+                callbacks.on_file(
+                    _size(settings.out_dir, rec), 0 if isinstance(result, str) else result.rows
+                )
+
+        if todo:
+            with Ingester(root, opts) as ingester:
+                todo = _ingest_small_files(
+                    ingester, todo, settings.out_dir, manifest, note, opts.anonymize_ip
+                )
+                for rec, result in run_on_workers(
+                    todo,
+                    partial(_ingest_record, out_dir=settings.out_dir),
+                    make_worker=ingester.worker,
+                    jobs=opts.jobs,
+                ):
+                    if not isinstance(result, str):
+                        manifest.mark_ingested(
+                            rec.domain, rec.log_name, rows=result.rows, rejects=result.rejects
+                        )
+                    note(rec, result)
+    if keep is not None:
+        removed = prune_dataset(root, keep=keep, now=now)
+        summary.removed_partitions = [str(p.relative_to(root)) for p in removed]
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+class IngestCallbacks(Protocol):
+    """Progress of an ``ingest_archive`` run (the CLI draws a progress bar from it)."""
+
+    def on_planned(self, files: int, nbytes: int) -> None:
+        """``files`` source files of ``nbytes`` bytes (on disk) are to be ingested."""
+
+    def on_file(self, nbytes: int, rows: int) -> None:
+        """One more file is done (or failed): its size on disk and its rows."""
+
+
+def _size(out_dir: Path, record: FileRecord) -> int:
+    if record.local_path is None:
+        return 0
+    try:
+        return (out_dir / record.local_path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _ingest_small_files(
+    ingester: Ingester,
+    todo: list[FileRecord],
+    out_dir: Path,
+    manifest: Manifest,
+    note: Callable[[FileRecord, FileIngest | str], None],
+    anonymize: bool,
+) -> list[FileRecord]:
+    """Ingest the small files of ``todo`` in batches (see ``.bulk``); return the others."""
+    if anonymize:  # the IPv6 map is per file in the Ingester; keep one path for it
+        return todo
+    small: list[tuple[FileRecord, SmallFile]] = []
+    rest: list[FileRecord] = []
+    for rec in todo:
+        if (
+            rec.local_path is not None
+            and not rec.local_path.endswith(".gz")
+            and 0 < _size(out_dir, rec) <= SMALL_FILE_BYTES
+        ):
+            item = SmallFile(
+                source=out_dir / rec.local_path,
+                domain=rec.domain,
+                log_name=rec.log_name,
+                day=partition_date(rec.log_name, rec.hour_start),
+                lines=rec.plain_lines,
+            )
+            small.append((rec, item))
+        else:
+            rest.append(rec)
+    if len(small) < 2:
+        return todo
+    records = {id(item): rec for rec, item in small}
+    for batch in batches([item for _, item in small]):
+        done, back = _batch_or_halves(ingester, batch)
+        manifest.mark_ingested_many([(i.domain, i.log_name, r.rows, r.rejects) for i, r in done])
+        for item, result in done:
+            note(records[id(item)], result)
+        rest.extend(records[id(item)] for item in back)
+    return rest
+
+
+def _batch_or_halves(
+    ingester: Ingester, batch: list[SmallFile]
+) -> tuple[list[tuple[SmallFile, FileIngest]], list[SmallFile]]:
+    """``ingest_batch``; a batch DuckDB cannot read as a whole (a carriage return, a broken
+    .gz) is split in halves, down to single files, which go the per-file way."""
+    if len(batch) == 1:
+        return [], batch
+    try:
+        return ingest_batch(ingester, batch)
+    except (duckdb.InvalidInputException, duckdb.IOException, duckdb.ConversionException) as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from None
+        middle = len(batch) // 2
+        done_a, back_a = _batch_or_halves(ingester, batch[:middle])
+        done_b, back_b = _batch_or_halves(ingester, batch[middle:])
+        return done_a + done_b, back_a + back_b
+
+
+def remove_stale_scratch(root: Path) -> list[Path]:
+    """Remove what a killed ingest left: ``.tmp/<id>/`` and ``.<name>.<id>.tmp`` files.
+
+    Only safe under the archive lock (``ingest_archive``'s caller holds it): no other ingest
+    can be running, so every scratch file in the dataset belongs to one that died.
+    """
+    removed: list[Path] = []
+    scratch = root / SCRATCH_DIR
+    if scratch.is_dir():
+        for child in scratch.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+            removed.append(child)
+    for pattern in ("domain=*/date=*/.*.tmp", f"{REJECTS_DIR}/domain=*/.*.tmp"):
+        for path in root.glob(pattern):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _ingest_record(ingester: Ingester, record: FileRecord, *, out_dir: Path) -> FileIngest | str:
+    """Ingest one ledger record's file; a file that cannot be read gives the reason instead."""
+    if record.local_path is None:
+        return "no local path"
+    try:
+        return ingester.ingest_file(
+            out_dir / record.local_path,
+            domain=record.domain,
+            log_name=record.log_name,
+            day=partition_date(record.log_name, record.hour_start),
+            lines=record.plain_lines,
+        )
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from None  # Ctrl-C is not a file that failed
+        raise
+    except (CdnLogsError, OSError, duckdb.Error) as exc:
+        return str(exc)
