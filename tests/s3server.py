@@ -7,11 +7,17 @@ switches a test flips at run time, applied by a WSGI layer in front of moto:
   ``500 InternalError`` before storing anything; ``put_errors_after`` lets that many through first;
 * ``hold_after_put``: the PUT number N (1-based) is stored, then its response is held until
   ``release`` is set: the client's process can be killed between "in the store" and "recorded";
+* ``kill_at_put``: PUT number N kills the server: that request and every later one on an open
+  connection is cut off without an answer, and the listening socket is closed (connections
+  are refused), as when the store's process dies. ``S3Server.start()`` brings it back on a new
+  port with its objects (moto keeps them in this process).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +45,8 @@ class S3Faults:
     put_errors: int = 0
     put_errors_after: int = 0
     hold_after_put: int | None = None
+    kill_at_put: int | None = None
+    killed: bool = False
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     puts_seen: int = 0
@@ -47,23 +55,36 @@ class S3Faults:
     def clear(self) -> None:
         """Every switch off, counters at zero."""
         self.put_errors = self.put_errors_after = self.puts_seen = self.errors_sent = 0
-        self.hold_after_put = None
+        self.hold_after_put = self.kill_at_put = None
+        self.killed = False
         self.held.clear()
         self.release.set()
         self.release = threading.Event()
 
 
 class _FaultLayer:
-    def __init__(self, app: Any, faults: S3Faults) -> None:
+    def __init__(self, app: Any, faults: S3Faults, kill: Callable[[], None]) -> None:
         self.app = app
         self.faults = faults
+        self.kill = kill
         self.lock = threading.Lock()
+
+    def _cut(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        # werkzeug's dev server hands the connection over for upgrades: close it unanswered.
+        conn = environ.get("werkzeug.socket")
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        start_response("500 Internal Server Error", [("Content-Length", "0")])
+        return []
 
     def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
         faults = self.faults
         path = environ.get("PATH_INFO", "")
         if path.startswith("/moto-api"):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if faults.killed:
+            return self._cut(environ, start_response)
         is_object_put = environ["REQUEST_METHOD"] == "PUT" and path.strip("/").count("/") >= 1
         if not is_object_put:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
@@ -74,6 +95,11 @@ class _FaultLayer:
             if failing:
                 faults.put_errors -= 1
                 faults.errors_sent += 1
+            if faults.kill_at_put == number:
+                faults.killed = True
+        if faults.killed:
+            threading.Thread(target=self.kill, daemon=True).start()
+            return self._cut(environ, start_response)
         if failing:
             environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             return self._error(start_response, "500 Internal Server Error", "InternalError", "x")
@@ -108,21 +134,28 @@ class S3Server:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.faults = S3Faults()
         self.running = False
+        self._stop_lock = threading.Lock()
 
     def start(self) -> None:
         self._server.start()
         inner = self._server._server  # werkzeug's server: wrap its WSGI app with the faults
         assert inner is not None
-        inner.app = _FaultLayer(inner.app, self.faults)
+        self.faults.killed = False
+        inner.app = _FaultLayer(inner.app, self.faults, self.stop)
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         self.running = True
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket (new connections are refused)."""
         self.faults.release.set()
-        if self.running:
-            self._server.stop()
-            self.running = False
+        with self._stop_lock:
+            if self.running:
+                inner = self._server._server
+                self._server.stop()
+                if inner is not None:
+                    inner.server_close()
+                self.running = False
 
     def reset(self) -> None:
         """Forget every bucket and object, and clear the faults (~20 ms)."""

@@ -28,6 +28,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -261,7 +262,7 @@ def make_filesystem(connection: StoreConnection) -> Any:
     config: dict[str, Any] = {
         "connect_timeout": connection.connect_timeout_seconds,
         "read_timeout": connection.read_timeout_seconds,
-        "retries": {"max_attempts": connection.attempts, "mode": "standard"},
+        "retries": {"total_max_attempts": connection.attempts, "mode": "standard"},
     }
     if connection.addressing_style:
         config["s3"] = {"addressing_style": connection.addressing_style}
@@ -274,6 +275,7 @@ def make_filesystem(connection: StoreConnection) -> Any:
     if connection.region:
         client["region_name"] = connection.region
     filesystem = s3fs.S3FileSystem(
+        session=_new_session(),
         key=connection.access_key_id,
         secret=connection.secret_access_key,
         token=connection.session_token,
@@ -288,6 +290,28 @@ def make_filesystem(connection: StoreConnection) -> Any:
     return filesystem
 
 
+_loader_lock = threading.Lock()
+_loader: Any = None
+
+
+def _new_session() -> Any:
+    """A fresh aiobotocore session (its own credential resolution) on a shared data loader.
+
+    Reading botocore's S3 service model costs 0.2-0.5 s per session; the loader caches it, and
+    holds no credential, so every store opened in one process shares it.
+    """
+    global _loader
+    from aiobotocore.session import AioSession
+    from botocore.loaders import create_loader
+
+    with _loader_lock:
+        if _loader is None:
+            _loader = create_loader()
+        session = AioSession()
+        session.register_component("data_loader", _loader)
+    return session
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """One object in the store: its key (under the bucket), size and ETag (quotes removed)."""
@@ -295,6 +319,8 @@ class StoredObject:
     key: str
     size: int
     etag: str | None = None
+    #: ``s3://bucket/key``: what the ledger records (self-describing, the bucket included).
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -417,7 +443,7 @@ class ObjectStore:
             return None
         if info.get("type") != "file":
             return None
-        return _stored(path.split("/", 1)[1], info)
+        return _stored(path, info)
 
     def sha256(self, relative: str | PurePosixPath) -> str:
         """SHA-256 of the object's bytes, streamed."""
@@ -465,7 +491,7 @@ class ObjectStore:
         for path in sorted(found):
             info = found[path]
             if info.get("type") == "file":
-                yield _stored(path.split("/", 1)[1], info)
+                yield _stored(path, info)
 
     def delete(self, relative: str | PurePosixPath) -> None:
         """Delete the object at ``prefix/relative``; a missing object is not an error."""
@@ -476,6 +502,13 @@ class ObjectStore:
         except Exception as exc:
             raise self.error(exc, relative) from exc
 
+    def relative_of(self, url: str) -> str | None:
+        """The path under this store's prefix of an ``s3://`` URL, or None if it is elsewhere."""
+        base = self.url.url() + "/"
+        if not url.startswith(base) or len(url) == len(base):
+            return None
+        return url[len(base) :]
+
     # -- errors ---------------------------------------------------------------------------
 
     def error(self, exc: BaseException, relative: str | PurePosixPath) -> CdnLogsError:
@@ -485,10 +518,12 @@ class ObjectStore:
         )
 
 
-def _stored(key: str, info: dict[str, Any]) -> StoredObject:
+def _stored(path: str, info: dict[str, Any]) -> StoredObject:
+    """A StoredObject from s3fs's ``info`` of ``bucket/key``."""
     etag = info.get("ETag") or info.get("etag")
     return StoredObject(
-        key=key,
+        key=path.split("/", 1)[1],
+        url=f"{SCHEME}://{path}",
         size=int(info.get("size") or info.get("Size") or 0),
         etag=str(etag).strip('"') if etag else None,
     )

@@ -21,6 +21,7 @@ from cdnlogs.cli.options import (
     json_option,
     make_settings,
     out_option,
+    shard_options,
 )
 from cdnlogs.dataset import (
     DEFAULT_JOBS,
@@ -70,6 +71,7 @@ def dataset_option(func: Any) -> Any:
     help="Source files ingested at once (they share DuckDB's threads and memory limit). "
     f"Default {DEFAULT_JOBS}. [env: CDNLOGS_INGEST_JOBS]",
 )
+@shard_options
 @config_option
 @json_option
 @click.pass_obj
@@ -81,6 +83,8 @@ def ingest_command(
     drop_query: bool | None,
     keep: str | None,
     jobs: int | None,
+    shard: str | None,
+    shards: int | None,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -98,6 +102,8 @@ def ingest_command(
         drop_query=drop_query or None,
         dataset_keep=keep,
         ingest_jobs=jobs,
+        shard=shard,
+        shards=shards,
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work

@@ -19,6 +19,8 @@ from cdnlogs.cli.options import (
     json_option,
     make_settings,
     out_option,
+    shard_options,
+    store_option,
     verbose_option,
     window_options,
 )
@@ -64,6 +66,15 @@ DEFAULT_DEMO_OUT = Path("./cdnlogs-demo")
     default=None,
     help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
 )
+@store_option
+@click.option(
+    "--drop-local",
+    is_flag=True,
+    default=False,
+    help="Delete each file's local copy once it is verified in --store (with --ingest: once "
+    "it is ingested too). [env: CDNLOGS_STORE_DROP_LOCAL]",
+)
+@shard_options
 @api_options
 @json_option
 @verbose_option
@@ -82,6 +93,10 @@ def sync_command(
     as_json: bool,
     ingest: bool,
     dataset: Path | None,
+    store: str | None,
+    drop_local: bool,
+    shard: str | None,
+    shards: int | None,
 ) -> None:
     """Download every log file of the window the archive lacks, verified, into --out.
 
@@ -90,6 +105,10 @@ def sync_command(
     pruned, so it is safe to run hourly from cron. --since 31d backfills what the provider
     keeps. Exit 0 when every listed file is in place, 5 when some failed after retries (the
     rest are kept and recorded; the next run retries them).
+
+    With --store, each verified file is uploaded to s3://bucket/prefix/<layout path> and
+    verified there before it counts as done, and a snapshot of the ledger goes to the store
+    after the run. With --shard K/N, only that shard's domains are synced (docs/storage.md).
     """
     settings = make_settings(
         config_path,
@@ -102,12 +121,20 @@ def sync_command(
         concurrency=concurrency,
         **api,
         dataset=dataset,
+        store=store,
+        store_drop_local=drop_local,
+        shard=shard,
+        shards=shards,
     )
     from cdnlogs.sync import SyncRun, make_sync_provider
 
     provider = make_sync_provider(settings)
+    # With --ingest, local copies are dropped after the ingest has read them.
+    drop_now = settings.store_drop_local and not ingest
     summary = _run_with_progress(
-        app, lambda cb: SyncRun(settings, provider, callbacks=cb).run(), as_json=as_json
+        app,
+        lambda cb: SyncRun(settings, provider, callbacks=cb, drop_local=drop_now).run(),
+        as_json=as_json,
     )
     ingested = _ingest_after_sync(settings) if ingest else None
     _report(app, summary, as_json=as_json, ingested=ingested)
@@ -123,7 +150,14 @@ def _ingest_after_sync(settings: Settings) -> IngestSummary:
 
     # The sync released its lock; take it again so no other sync or ingest runs alongside.
     with ArchiveLock(settings.state_dir, purpose="ingest"):
-        return ingest_archive(settings, now=datetime.now(UTC))
+        summary = ingest_archive(settings, now=datetime.now(UTC))
+        if settings.store and settings.store_drop_local:
+            from cdnlogs.manifest import Manifest
+            from cdnlogs.upload import drop_local_copies
+
+            with Manifest.open(settings.state_dir) as manifest:
+                drop_local_copies(manifest, settings.out_dir, only_ingested=True)
+        return summary
 
 
 @cli.command("demo")
@@ -253,6 +287,13 @@ def _run_with_progress(
 
 def _raise_if_partial(summary: SyncSummary) -> None:
     failed = summary.failed
+    if summary.snapshot_error and not failed:
+        raise PartialSyncError(
+            f"every file is in place, but the ledger snapshot did not reach the store: "
+            f"{summary.snapshot_error}",
+            hint="`status --from-store` shows this shard as of its last snapshot until the "
+            "next run",
+        )
     if failed:
         raise PartialSyncError(
             f"{len(failed)} of {summary.total('listed')} listed files failed after retries; "
@@ -313,6 +354,14 @@ def _report(
     if summary.pruned:
         line += f"; {summary.pruned} pruned by retention"
     console.print(line, markup=False)
+    if summary.store:
+        where = f"shard {summary.shard}, " if summary.shard else ""
+        console.print(
+            f"store {summary.store} ({where}{summary.total('uploaded')} uploaded, "
+            f"{summary.dropped_local} local copies dropped); ledger snapshot: "
+            f"{summary.snapshot or 'FAILED: ' + (summary.snapshot_error or '')}",
+            markup=False,
+        )
     if ingested is not None:
         console.print(
             f"ingested {ingested.files} file(s): {ingested.rows:,} rows, "
