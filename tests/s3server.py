@@ -7,6 +7,7 @@ switches a test flips at run time, applied by a WSGI layer in front of moto:
   ``500 InternalError`` before storing anything; ``put_errors_after`` lets that many through first;
 * ``hold_after_put``: the PUT number N (1-based) is stored, then its response is held until
   ``release`` is set: the client's process can be killed between "in the store" and "recorded";
+* ``rewrite_etag``: answer every HEAD with this ETag (a store whose ETags are not MD5s);
 * ``kill_at_put``: PUT number N kills the server: that request and every later one on an open
   connection is cut off without an answer, and the listening socket is closed (connections
   are refused), as when the store's process dies. ``S3Server.start()`` brings it back on a new
@@ -46,7 +47,10 @@ class S3Faults:
     put_errors_after: int = 0
     hold_after_put: int | None = None
     kill_at_put: int | None = None
+    rewrite_etag: str | None = None
     killed: bool = False
+    #: The path (``/bucket/key``) of the PUT being held.
+    held_path: str | None = None
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     puts_seen: int = 0
@@ -55,8 +59,9 @@ class S3Faults:
     def clear(self) -> None:
         """Every switch off, counters at zero."""
         self.put_errors = self.put_errors_after = self.puts_seen = self.errors_sent = 0
-        self.hold_after_put = self.kill_at_put = None
+        self.hold_after_put = self.kill_at_put = self.rewrite_etag = None
         self.killed = False
+        self.held_path = None
         self.held.clear()
         self.release.set()
         self.release = threading.Event()
@@ -85,6 +90,8 @@ class _FaultLayer:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         if faults.killed:
             return self._cut(environ, start_response)
+        if faults.rewrite_etag is not None and environ["REQUEST_METHOD"] == "HEAD":
+            return self.app(environ, self._etag_rewriter(start_response, faults.rewrite_etag))  # type: ignore[no-any-return]
         is_object_put = environ["REQUEST_METHOD"] == "PUT" and path.strip("/").count("/") >= 1
         if not is_object_put:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
@@ -112,10 +119,19 @@ class _FaultLayer:
             return lambda _data: None
 
         body = b"".join(self.app(environ, capture))
+        faults.held_path = path
         faults.held.set()  # the object is in the store; the client has no answer yet
         faults.release.wait(timeout=60)
         start_response(captured["status"], captured["headers"])
         return [body]
+
+    @staticmethod
+    def _etag_rewriter(start_response: _StartResponse, etag: str) -> _StartResponse:
+        def rewrite(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers = [(k, f'"{etag}"' if k.lower() == "etag" else v) for k, v in headers]
+            return start_response(status, headers, exc_info)
+
+        return rewrite
 
     @staticmethod
     def _error(start_response: _StartResponse, status: str, code: str, message: str) -> list[bytes]:

@@ -17,6 +17,7 @@ from cdnlogs.errors import (
     StoreError,
     StoreUnreachableError,
 )
+from cdnlogs.storage import sha256_file
 from cdnlogs.store import (
     ObjectStore,
     StoreUrl,
@@ -126,6 +127,21 @@ def test_multipart_etag_matches_what_the_store_computes(
     stored = open_store(_settings(s3)).put_file(local, "big.log")
     assert stored.etag == digest.etag
     assert s3.objects(S3_BUCKET)["raw/big.log"] == local.read_bytes()
+
+
+def test_an_etag_that_is_not_an_md5_is_settled_by_reading_back(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    store = open_store(_settings(s3))
+    local = tmp_path / "f.log"
+    local.write_bytes(b"abc\n" * 500)
+    s3.faults.rewrite_etag = "kms-opaque-etag"  # as SSE-KMS or a gateway would answer
+    stored = store.put_file(local, "f.log")
+    assert stored.etag == "kms-opaque-etag"
+    # Same size, other bytes: the read-back tells them apart.
+    local.write_bytes(b"xyz\n" * 500)
+    with pytest.raises(StoreError, match="does not hold the bytes uploaded"):
+        store._verify(stored, local_digest(local), "f.log", lambda: sha256_file(local))
 
 
 def test_put_fails_on_500s_after_the_retries(s3: S3Server, tmp_path: Path) -> None:

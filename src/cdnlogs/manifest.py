@@ -439,15 +439,20 @@ class Manifest:
 
     def mark_local_dropped(self, domain: str, log_name: str) -> None:
         """Record that a stored file's local copy was deleted (the store keeps it)."""
+        self.mark_local_dropped_many([(domain, log_name)])
+
+    def mark_local_dropped_many(self, keys: Iterable[tuple[str, str]]) -> None:
+        """:meth:`mark_local_dropped` for many ``(domain, log_name)`` in one transaction."""
         now = self._now()
         with self._transaction() as conn:
-            self._update_row(
-                conn,
-                domain,
-                log_name,
-                "local_dropped_at = ?, updated_at = ?",
-                (now, now),
-            )
+            for domain, log_name in keys:
+                self._update_row(
+                    conn,
+                    domain,
+                    log_name,
+                    "local_dropped_at = ?, updated_at = ?",
+                    (now, now),
+                )
 
     def snapshot(self, destination: Path) -> None:
         """Write a consistent copy of the ledger to ``destination`` (SQLite's online backup)."""

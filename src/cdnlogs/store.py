@@ -29,7 +29,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ from cdnlogs.errors import (
     StoreError,
     StoreUnreachableError,
 )
+from cdnlogs.storage import sha256_file
 
 if TYPE_CHECKING:
     from cdnlogs.config import Settings
@@ -51,11 +52,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEME = "s3"
-#: Part size of multipart uploads; files under twice this go as one PUT (s3fs's rule).
-PART_SIZE = 32 * 1024 * 1024
+#: Part size of multipart uploads; files under twice this go as one PUT (s3fs's rule), read
+#: into memory whole: with ``concurrency`` uploads at once that bounds the memory they take.
+PART_SIZE = 16 * 1024 * 1024
+#: Parts of one file uploaded at once.
+PARTS_IN_FLIGHT = 2
 #: S3's (and OSS's) limit on the parts of one multipart upload.
 MAX_PARTS = 10_000
 _READ_CHUNK = 1024 * 1024
+_READ_BACK_CHUNK = 8 * 1024 * 1024
 
 # S3 bucket names: 3-63 of lower-case letters, digits, dots and hyphens (OSS: no dots).
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -325,11 +330,10 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class LocalDigest:
-    """What a local file's upload must produce: size, expected ETag, and its SHA-256."""
+    """What a local file's upload must produce: its size and expected ETag."""
 
     size: int
     etag: str
-    sha256: str
     part_size: int
 
 
@@ -339,38 +343,36 @@ def part_size_for(size: int) -> int:
 
 
 def local_digest(path: Path) -> LocalDigest:
-    """The size, S3-style ETag and SHA-256 of ``path``, in one read.
+    """The size and S3-style ETag of ``path``, in one read.
 
     The ETag is the MD5 of the file when it goes as one PUT (under two parts' size, s3fs's
     rule), else the MD5 of the parts' binary MD5s followed by ``-<parts>``.
     """
     size = path.stat().st_size
     part = part_size_for(size)
-    whole, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    single = size < 2 * part
+    # One PUT: the whole file's MD5; multipart: one MD5 per part (never both).
+    step = size + 1 if single else part
     part_md5s: list[bytes] = []
     current = hashlib.md5(usedforsecurity=False)
     in_part = 0
     with open(path, "rb") as handle:
         while chunk := handle.read(_READ_CHUNK):
-            whole.update(chunk)
-            sha.update(chunk)
             view = memoryview(chunk)
             while view:
-                take = min(len(view), part - in_part)
+                take = min(len(view), step - in_part)
                 current.update(view[:take])
                 in_part += take
                 view = view[take:]
-                if in_part == part:
+                if in_part == step:
                     part_md5s.append(current.digest())
                     current, in_part = hashlib.md5(usedforsecurity=False), 0
+    if single:
+        return LocalDigest(size, current.hexdigest(), part)
     if in_part:
         part_md5s.append(current.digest())
-    if size < 2 * part:
-        etag = whole.hexdigest()
-    else:
-        joined = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest()
-        etag = f"{joined}-{len(part_md5s)}"
-    return LocalDigest(size, etag, sha.hexdigest(), part)
+    joined = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest()
+    return LocalDigest(size, f"{joined}-{len(part_md5s)}", part)
 
 
 class ObjectStore:
@@ -405,17 +407,23 @@ class ObjectStore:
         digest = local_digest(local)
         path = self.url.fs_path(relative)
         try:
-            self.filesystem.put_file(str(local), path, chunksize=digest.part_size)
+            self.filesystem.put_file(
+                str(local), path, chunksize=digest.part_size, max_concurrency=PARTS_IN_FLIGHT
+            )
             stored = self._head_path(path)
         except Exception as exc:
             raise self.error(exc, relative) from exc
         if stored is None:
             raise StoreError(f"{self.url.url(relative)} is missing right after its upload")
-        self._verify(stored, digest, relative)
+        self._verify(stored, digest, relative, lambda: sha256_file(local))
         return stored
 
     def _verify(
-        self, stored: StoredObject, digest: LocalDigest, relative: str | PurePosixPath
+        self,
+        stored: StoredObject,
+        digest: LocalDigest,
+        relative: str | PurePosixPath,
+        local_sha256: Callable[[], str],
     ) -> None:
         where = self.url.url(relative)
         if stored.size != digest.size:
@@ -426,7 +434,7 @@ class ObjectStore:
             return
         # Not an MD5 ETag, or a different one: only the bytes themselves can tell.
         log.info("%s: ETag %s is not %s; reading the object back", where, stored.etag, digest.etag)
-        if self.sha256(relative) != digest.sha256:
+        if self.sha256(relative) != local_sha256():
             raise StoreError(f"{where} does not hold the bytes uploaded (read back differs)")
 
     def head(self, relative: str | PurePosixPath) -> StoredObject | None:
@@ -446,12 +454,18 @@ class ObjectStore:
         return _stored(path, info)
 
     def sha256(self, relative: str | PurePosixPath) -> str:
-        """SHA-256 of the object's bytes, streamed."""
+        """SHA-256 of the object's bytes, read in ranges (memory stays flat for any size).
+
+        Plain ranged GETs: s3fs's file object would pin the HEAD's ETag with If-Match, which
+        is the very value in doubt here.
+        """
+        path = self.url.fs_path(relative)
         digest = hashlib.sha256()
         try:
-            with self.filesystem.open(self.url.fs_path(relative), "rb") as handle:
-                while chunk := handle.read(_READ_CHUNK):
-                    digest.update(chunk)
+            size = int(self.filesystem.info(path)["size"])
+            for start in range(0, size, _READ_BACK_CHUNK):
+                end = min(start + _READ_BACK_CHUNK, size)
+                digest.update(self.filesystem.cat_file(path, start=start, end=end))
         except Exception as exc:
             raise self.error(exc, relative) from exc
         return digest.hexdigest()
@@ -475,7 +489,10 @@ class ObjectStore:
             raise StoreError(f"{self.url.url(relative)} is missing right after its upload")
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         self._verify(
-            stored, LocalDigest(len(data), md5, hashlib.sha256(data).hexdigest(), 0), relative
+            stored,
+            LocalDigest(len(data), md5, 0),
+            relative,
+            lambda: hashlib.sha256(data).hexdigest(),
         )
         return stored
 

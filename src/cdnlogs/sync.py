@@ -335,7 +335,7 @@ class SyncRun:
             if store is not None:
                 from cdnlogs.upload import restore_snapshot
 
-                restore_snapshot(store, settings.state_dir, shard)
+                restore_snapshot(store, settings.state_dir, settings.out_dir, shard)
             with Manifest.open(settings.state_dir) as manifest:
                 self._run_locked(manifest, store, shard, domains, summary, start, end)
         summary.seconds = time.monotonic() - started

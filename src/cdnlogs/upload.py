@@ -174,7 +174,7 @@ def drop_local_copies(
     expects a local file which is gone. With ``only_ingested``, files not yet in the dataset
     keep their copy (``sync --ingest`` drops after the ingest).
     """
-    dropped = 0
+    chosen: list[tuple[FileRecord, Path]] = []
     for domain in domains if domains is not None else manifest.domains():
         for row in manifest.records(domain=domain, status=Status.DONE):
             if row.store_url is None or not row.local_copy:
@@ -183,16 +183,19 @@ def drop_local_copies(
                 continue
             assert row.local_path is not None
             try:
-                path = resolve_inside(out_dir, row.local_path)
+                chosen.append((row, resolve_inside(out_dir, row.local_path)))
             except CdnLogsError as exc:
                 log.warning("not dropping %s: %s", row.local_path, exc)
-                continue
-            manifest.mark_local_dropped(row.domain, row.log_name)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                fsync_dir(path.parent)
-            dropped += 1
-    return dropped
+    # One transaction for the rows, then the files, then each directory fsynced once.
+    manifest.mark_local_dropped_many((row.domain, row.log_name) for row, _ in chosen)
+    directories: set[Path] = set()
+    for _row, path in chosen:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            directories.add(path.parent)
+    for directory in sorted(directories):
+        fsync_dir(directory)
+    return len(chosen)
 
 
 # -- ledger snapshots ------------------------------------------------------------------------
@@ -211,7 +214,9 @@ def upload_snapshot(manifest: Manifest, store: ObjectStore, shard: Shard | None)
         return store.put_file(copy, snapshot_key(shard))
 
 
-def restore_snapshot(store: ObjectStore, state_dir: Path, shard: Shard | None) -> bool:
+def restore_snapshot(
+    store: ObjectStore, state_dir: Path, out_dir: Path, shard: Shard | None
+) -> bool:
     """Put the shard's snapshot in place as the local ledger when there is none; True if done.
 
     Its rows' local copies are not on this disk: they are marked dropped, so ``verify`` and
@@ -231,11 +236,13 @@ def restore_snapshot(store: ObjectStore, state_dir: Path, shard: Shard | None) -
         raise
     fsync_dir(state_dir)
     with Manifest.open(state_dir, create=False) as manifest:
-        for row in manifest.records(status=Status.DONE):
-            if row.local_copy and row.store_url is not None:
-                assert row.local_path is not None
-                if not (state_dir.parent / row.local_path).exists():
-                    manifest.mark_local_dropped(row.domain, row.log_name)
+        manifest.mark_local_dropped_many(
+            (row.domain, row.log_name)
+            for row in manifest.records(status=Status.DONE)
+            if row.local_copy
+            and row.store_url is not None
+            and not (out_dir / str(row.local_path)).exists()
+        )
     log.info("restored the ledger from %s", store.url.url(snapshot_key(shard)))
     return True
 
