@@ -71,3 +71,19 @@ def test_shards_divide_the_api_rate() -> None:
     assert shard_settings(settings, Shard(0, 4)).api_rate == 12.5
     assert shard_settings(settings, None) is settings
     assert shard_settings(Settings(api_rate=0), Shard(0, 4)).api_rate == 0  # 0 = no limit
+
+
+def test_a_sharded_sync_builds_its_provider_at_its_share_of_the_rate() -> None:
+    from cdnlogs.sync import make_sync_provider
+
+    settings = Settings(
+        shard="1/4", api_rate=40.0, access_key_id="LTAIexample", access_key_secret="secret"
+    )
+    provider = make_sync_provider(settings)
+    assert provider.limiter.rate == 10.0  # type: ignore[attr-defined]
+    assert (
+        make_sync_provider(
+            Settings(api_rate=40.0, access_key_id="k", access_key_secret="s")
+        ).limiter.rate
+        == 40.0
+    )  # type: ignore[attr-defined]
