@@ -22,7 +22,7 @@ The line format, time spread, status mix and the ~0.5% of lines with raw quotes 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 from cdnlogs.simulator.loggen import (
@@ -230,3 +230,38 @@ def generate_busy_lines(
             ctype,
             proto,
         )
+
+
+#: The shapes real traffic and format changes put into a log file, as ``hostile_lines`` mixes
+#: them in: each takes a generated line (bytes) and returns the line(s) replacing it.
+_HOSTILE: tuple[Callable[[bytes], list[bytes]], ...] = (
+    # raw quotes in the Referer and the User-Agent at once (SQL-injection scanners)
+    lambda line: [line.replace(b'"-"', b'"https://q.example/s?q="union select"', 1)],
+    # a User-Agent ending in '""' (CSV quoting would run past the end of the line)
+    lambda line: [line.replace(b'" "', b' ""x"" "', 1)],
+    # 12 fields (no protocol) and 14+ (extra trailing fields)
+    lambda line: [line.rsplit(b" ", 1)[0]],
+    lambda line: [line + b" extra1 extra2"],
+    # an empty line before the line, and a CRLF line end
+    lambda line: [b"", line],
+    lambda line: [line + b"\r"],
+    # NUL and other control bytes in the User-Agent, bytes that are not UTF-8
+    lambda line: [line.replace(b'" "', b'\x00\x07" "', 1)],
+    lambda line: [line.replace(b'" "', b'\xe9\xff" "', 1)],
+)
+
+
+def hostile_lines(lines: Iterable[str], *, every: int = 200, seed: int = 1) -> Iterator[bytes]:
+    """``lines`` as bytes, with about one in ``every`` (0.5%) replaced by a hostile shape.
+
+    Shapes rotate through ``_HOSTILE``; one line in 100,000 becomes a 1 MB line.
+    """
+    rng = random.Random(seed)
+    for number, line in enumerate(lines):
+        raw = line.encode()
+        if number % 100_000 == 99_999:
+            yield raw.replace(b'" "', b"x" * 1_000_000 + b'" "', 1)
+        elif rng.random() < 1 / every:
+            yield from _HOSTILE[rng.randrange(len(_HOSTILE))](raw)
+        else:
+            yield raw

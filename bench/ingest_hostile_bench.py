@@ -1,0 +1,121 @@
+"""Benchmark: the ingest on clean and hostile busy logs vs an expert's DuckDB one-liner.
+
+Not a test. Run ``.venv/bin/python bench/ingest_hostile_bench.py [--lines 1000000]``.
+
+Side by side in one run, on the same files (``.log`` and ``.gz``): ``Ingester.ingest_file``
+on busy lines (``simulator.busylog``, which already carries ~0.5% raw quotes), the same with
+~0.5% more hostile shapes (``simulator.busylog.hostile_lines``), and the one-liner the issue
+quotes (CSV split with quotes, ``ignore_errors``: it loses or mangles the odd lines). Requests
+and bytes of the dataset are compared with the reference parser's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import resource
+import shutil
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from cdnlogs.dataset import connect
+from cdnlogs.errors import ParseError
+from cdnlogs.ingest import Ingester
+from cdnlogs.logformat import parse_line
+from cdnlogs.simulator.busylog import generate_busy_lines, hostile_lines
+
+HOUR = datetime(2024, 3, 1, 2, tzinfo=UTC)
+NAME = "bench.example.com_2024_03_01_100000_110000.gz"
+
+
+def one_liner(path: Path, out: Path) -> float:
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(15)) + "}"
+    con = duckdb.connect(config={"threads": 2})
+    started = time.perf_counter()
+    con.execute(
+        f"COPY (SELECT * FROM read_csv('{path}', delim=' ', quote='\"', escape='', "
+        f"header=false, auto_detect=false, columns={columns}, null_padding=true, "
+        f"ignore_errors=true, max_line_size=2097152, "
+        f"strict_mode=false)) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
+    )
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds
+
+
+def ingest(path: Path, root: Path) -> tuple[float, int, int, int]:
+    shutil.rmtree(root, ignore_errors=True)
+    started = time.perf_counter()
+    with Ingester(root) as ingester:
+        result = ingester.ingest_file(path, domain="d", log_name=NAME, day=date(2024, 3, 1))
+    seconds = time.perf_counter() - started
+    con = connect(root)
+    row = con.execute("SELECT count(*), sum(response_bytes) FROM logs").fetchone()
+    con.close()
+    assert row is not None and not result.slow_path
+    return seconds, int(row[0]), int(row[1] or 0), result.reparsed
+
+
+def reference(path: Path) -> tuple[int, int]:
+    requests = nbytes = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                record = parse_line(raw.decode("utf-8", errors="replace"))
+            except ParseError:
+                continue
+            requests += 1
+            nbytes += record.response_bytes or 0
+    return requests, nbytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cdnlogs-hostile-"))
+    try:
+        clean = work / "clean.log"
+        hostile = work / "hostile.log"
+        with clean.open("w") as out:
+            for line in generate_busy_lines("bench.example.com", HOUR, args.lines, 1):
+                out.write(line + "\n")
+        with hostile.open("wb") as out:
+            for raw in hostile_lines(generate_busy_lines("bench.example.com", HOUR, args.lines, 1)):
+                out.write(raw + b"\n")
+        for plain in (clean, hostile):
+            with plain.open("rb") as src, gzip.open(plain.with_suffix(".log.gz"), "wb", 6) as dst:
+                shutil.copyfileobj(src, dst)
+        print(f"{args.lines:,} busy lines; clean {clean.stat().st_size / 1e6:.0f} MB plain")
+        rates: dict[str, float] = {}
+        for label, path in (
+            ("clean .log", clean),
+            ("clean .gz", clean.with_suffix(".log.gz")),
+            ("hostile .log", hostile),
+            ("hostile .gz", hostile.with_suffix(".log.gz")),
+        ):
+            oneliner = one_liner(path, work / "one.parquet")
+            seconds, rows, nbytes, reparsed = ingest(path, work / "ds")
+            ref_rows, ref_bytes = reference(path if path.suffix == ".log" else path.with_suffix(""))
+            same = "SAME" if (rows, nbytes) == (ref_rows, ref_bytes) else "DIFFERENT"
+            rates[label] = args.lines / seconds
+            print(
+                f"{label:13} ingest {seconds:6.2f}s {args.lines / seconds:9,.0f} lines/s "
+                f"({reparsed:,} re-parsed) | one-liner {oneliner:6.2f}s "
+                f"{args.lines / oneliner:9,.0f} lines/s | ingest/one-liner "
+                f"{oneliner / seconds:4.2f}x | rows+bytes vs reference parser: {same}"
+            )
+        for kind in (".log", ".gz"):
+            print(f"hostile/clean {kind}: {rates['hostile ' + kind] / rates['clean ' + kind]:.2f}x")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS of this process (generation included): {peak:.0f} MB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
