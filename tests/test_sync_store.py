@@ -401,3 +401,27 @@ def test_store_errors_exit_with_a_clear_message_and_record_nothing(
     assert err.startswith("Error: ") and "\nhint: " in err and "Traceback" not in err
     assert "not-the-secret" not in err
     assert sim.downloads == {} and _done_count(out) == 0
+
+
+def test_ingest_takes_its_shard_and_skips_dropped_copies(
+    sim: Simulator, s3: S3Server, tmp_path: Path
+) -> None:
+    from cdnlogs.ingest import ingest_archive
+
+    out = tmp_path / "out"
+    two = [DOMAINS[0], DOMAINS[3]]  # shards 1 and 0 of 2
+    assert Shard(0, 2).owns(two[0]) != Shard(0, 2).owns(two[1])
+    assert _sync(sim, s3, out, domains=two).ok
+    mine = Shard(0, 2).select(two)
+    summary = ingest_archive(_settings(sim, s3, out, shard="0/2"), now=NOW)
+    assert not summary.failed
+    ingested = {r.domain for r in _rows(out).values() if r.ingested_rows is not None}
+    assert ingested == set(mine)
+    # The other domain's copies are dropped after upload: ingest leaves them, no failure.
+    other = [d for d in two if d not in mine]
+    with Manifest.open(out / ".cdnlogs", create=False) as manifest:
+        from cdnlogs.upload import drop_local_copies
+
+        assert drop_local_copies(manifest, out, domains=other) > 0
+    summary = ingest_archive(_settings(sim, s3, out), now=NOW)
+    assert not summary.failed and summary.files == 0
