@@ -425,3 +425,26 @@ def test_ingest_takes_its_shard_and_skips_dropped_copies(
         assert drop_local_copies(manifest, out, domains=other) > 0
     summary = ingest_archive(_settings(sim, s3, out), now=NOW)
     assert not summary.failed and summary.files == 0
+
+
+def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
+    sim: Simulator,
+    s3: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    for name, value in _cli_env(sim, s3).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as info:
+        main([*_cli_args(sim, out)[3:], "--drop-local", "--ingest", "--json"])
+    captured = capsys.readouterr()
+    assert info.value.code == 0, captured.err
+    summary = json.loads(captured.out)
+    listed = _listed(sim)
+    assert summary["uploaded"] == len(listed) and summary["ingest"]["files"] == len(listed)
+    rows = _rows(out).values()
+    assert all(r.ingested_rows and r.local_dropped_at is not None for r in rows)
+    assert [p for p in out.rglob("*") if p.is_file() and ".cdnlogs" not in p.parts] == []
+    assert _assert_store_holds_every_done_file(sim, s3, out, "log") == len(listed)
