@@ -306,7 +306,6 @@ class SyncRun:
         self._prune = prune or (lambda s, m, now: _default_prune(s, m, now, self.store))
         self.store = store
         self.drop_local = settings.store_drop_local if drop_local is None else drop_local
-        self._uploader: Any = None
 
     def run(self) -> SyncSummary:
         """Sync every selected domain; return the summary (failures are in it, not raised).
