@@ -213,7 +213,8 @@ def test_version_1_ledger_is_upgraded_in_place(state_dir: Path) -> None:
     # Make it what cdnlogs 0.1 wrote: no line-count columns, schema version 1.
     conn = sqlite3.connect(state_dir / MANIFEST_NAME)
     with conn:
-        conn.execute("ALTER TABLE files DROP COLUMN plain_lines")
+        for column in ("plain_lines", "store_url", "store_etag", "local_dropped_at"):
+            conn.execute(f"ALTER TABLE files DROP COLUMN {column}")
         conn.execute("UPDATE schema_version SET version = 1")
     conn.close()
 
@@ -238,7 +239,40 @@ def test_version_1_ledger_is_upgraded_in_place(state_dir: Path) -> None:
     conn = sqlite3.connect(state_dir / MANIFEST_NAME)
     versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
     conn.close()
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
+
+
+def test_version_2_ledger_gains_the_store_columns(state_dir: Path) -> None:
+    f = log_file()
+    with Manifest.open(state_dir) as ledger:
+        ledger.record_listed([f])
+        ledger.mark_done(f.domain, f.name, sha256="ab", plain_size=5, local_path="p", fmt="log")
+    # What cdnlogs wrote before --store: schema 2, no store columns.
+    conn = sqlite3.connect(state_dir / MANIFEST_NAME)
+    with conn:
+        for column in ("store_url", "store_etag", "local_dropped_at"):
+            conn.execute(f"ALTER TABLE files DROP COLUMN {column}")
+        conn.execute("UPDATE schema_version SET version = 2")
+    conn.close()
+    with Manifest.open(state_dir) as ledger:
+        row = ledger.get(f.domain, f.name)
+        assert row is not None and row.status is Status.DONE and row.store_url is None
+        assert row.local_copy
+        ledger.mark_stored(f.domain, f.name, store_url="s3://bkt/raw/p", store_etag="e1")
+        ledger.mark_local_dropped(f.domain, f.name)
+        row = ledger.get(f.domain, f.name)
+        assert row is not None and row.store_url == "s3://bkt/raw/p" and row.store_etag == "e1"
+        assert row.local_dropped_at is not None and not row.local_copy
+        snapshot = state_dir / "copy.sqlite3"
+        ledger.snapshot(snapshot)
+    with Manifest.open(state_dir) as ledger:
+        ledger.mark_pending(f.domain, f.name, "verify: gone")
+        row = ledger.get(f.domain, f.name)
+        assert row is not None and row.store_url is None and row.local_dropped_at is None
+    copy = sqlite3.connect(snapshot)
+    assert copy.execute("SELECT store_url FROM files").fetchall() == [("s3://bkt/raw/p",)]
+    assert copy.execute("SELECT MAX(version) FROM schema_version").fetchone() == (3,)
+    copy.close()
 
 
 def test_not_a_database_names_the_path(state_dir: Path) -> None:

@@ -16,10 +16,11 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cdnlogs.checksum import PlainChecksum, plain_checksum_file
 from cdnlogs.errors import CdnLogsError, UsageError
@@ -37,6 +38,10 @@ from cdnlogs.storage import (
     sha256_file,
 )
 from cdnlogs.timeutil import floor_hour, hours_between
+
+if TYPE_CHECKING:  # s3fs is imported only when a store is opened
+    from cdnlogs.manifest import RunRecord
+    from cdnlogs.store import ObjectStore
 
 #: Called once per file checked, so a CLI can show progress.
 ProgressCallback = Callable[[FileRecord], None]
@@ -74,6 +79,9 @@ class DomainStatus:
     #: Hours of the window with no done or pruned file, as ranges.
     gaps: list[HourRange]
     last_sync: datetime | None
+    #: Done files whose verified copy is in the object store, and those only there.
+    in_store: int = 0
+    store_only: int = 0
 
     @property
     def missing_hours(self) -> int:
@@ -90,8 +98,46 @@ def status_window(
     return min(start, end), end
 
 
+#: How far a file got, for merging ledgers: the furthest state wins.
+_STATUS_RANK = {Status.DONE: 4, Status.PRUNED: 3, Status.REJECTED: 2, Status.FAILED: 1}
+
+
+class MergedLedgers:
+    """Several ledgers (every shard's snapshot) read as one, for ``status``.
+
+    A file in more than one (domains re-sharded, an old unsharded snapshot) counts once, with
+    its furthest state: done, then pruned, rejected, failed, pending; the newest row breaks a tie.
+    """
+
+    def __init__(self, manifests: Sequence[Manifest]) -> None:
+        self.manifests = list(manifests)
+
+    def domains(self) -> list[str]:
+        """Every domain of any ledger, sorted."""
+        return sorted({d for m in self.manifests for d in m.domains()})
+
+    def records(self, domain: str | None = None) -> list[FileRecord]:
+        """The merged rows of ``domain`` ordered like Manifest.records."""
+        best: dict[tuple[str, str], FileRecord] = {}
+        for manifest in self.manifests:
+            for row in manifest.records(domain=domain):
+                key = (row.domain, row.log_name)
+                known = best.get(key)
+                if known is None or self._order(row) > self._order(known):
+                    best[key] = row
+        return sorted(best.values(), key=lambda r: (r.domain, r.hour_start, r.log_name))
+
+    def _order(self, row: FileRecord) -> tuple[int, datetime]:
+        return _STATUS_RANK.get(row.status, 0), row.updated_at
+
+    def last_successful_run(self, domain: str) -> RunRecord | None:
+        """The newest successful run of ``domain`` in any ledger."""
+        runs = [r for m in self.manifests if (r := m.last_successful_run(domain)) is not None]
+        return max(runs, key=lambda r: r.finished_at) if runs else None
+
+
 def archive_status(
-    manifest: Manifest,
+    manifest: Manifest | MergedLedgers,
     *,
     window_start: datetime,
     window_end: datetime,
@@ -105,13 +151,15 @@ def archive_status(
         rows = manifest.records(domain=domain)
         counts = dict.fromkeys(Status, 0)
         covered: set[datetime] = set()
-        stored = 0
+        stored = in_store = store_only = 0
         for row in rows:
             counts[row.status] += 1
             if row.status in (Status.DONE, Status.PRUNED):
                 covered.update(hours_between(row.hour_start, row.hour_end) or [row.hour_start])
             if row.status is Status.DONE:
                 stored += _stored_bytes(row)
+                in_store += row.store_url is not None
+                store_only += row.store_url is not None and not row.local_copy
         last = manifest.last_successful_run(domain)
         result.append(
             DomainStatus(
@@ -125,6 +173,8 @@ def archive_status(
                 window_end=window_end,
                 gaps=hour_ranges(h for h in window if h not in covered),
                 last_sync=last.finished_at if last else None,
+                in_store=in_store,
+                store_only=store_only,
             )
         )
     return result
@@ -168,6 +218,8 @@ class VerifyResult:
     ok: int = 0
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    #: Files only in the object store, not checked because no store was given.
+    not_checked: int = 0
 
 
 def check_file(out_dir: Path, row: FileRecord) -> str | None:
@@ -204,17 +256,49 @@ def check_file(out_dir: Path, row: FileRecord) -> str | None:
     return None
 
 
+def check_stored(store: ObjectStore, row: FileRecord) -> str | None:
+    """Why a done row's object in the store is not what the ledger says, or None if it is.
+
+    The object must exist with the file's size and the ETag recorded at upload (an ETag changes
+    whenever the object is replaced).
+    """
+    assert row.store_url is not None
+    relative = store.relative_of(row.store_url)
+    if relative is None:
+        return f"stored at {row.store_url}, outside the store {store.url}"
+    stored = store.head(relative)
+    if stored is None:
+        return "missing from the store"
+    expected = row.remote_size if row.format == "gz" else row.plain_size
+    if expected is not None and stored.size != expected:
+        return f"size {stored.size} in the store, expected {expected}"
+    if row.store_etag is not None and stored.etag != row.store_etag:
+        return "the object in the store was replaced (ETag differs)"
+    return None
+
+
 def verify_archive(
     manifest: Manifest,
     out_dir: Path,
     *,
     fix: bool = True,
     progress: ProgressCallback | None = None,
+    store: ObjectStore | None = None,
 ) -> VerifyResult:
-    """Re-check every done file (present, size, checksum); with ``fix``, mark bad ones pending."""
+    """Re-check every done file (present, size, checksum); with ``fix``, mark bad ones pending.
+
+    A local copy is checked as it is on disk; with ``store``, the file's object too (present,
+    size, ETag). A file whose local copy was dropped is checked in the store only, and counted
+    in ``not_checked`` when no store is given.
+    """
     result = VerifyResult()
     for row in manifest.records(status=Status.DONE):
-        reason = check_file(out_dir, row)
+        if not row.local_copy and row.store_url is not None and store is None:
+            result.not_checked += 1
+            continue
+        reason = check_file(out_dir, row) if row.local_copy else None
+        if reason is None and row.store_url is not None and store is not None:
+            reason = check_stored(store, row)
         result.checked += 1
         if reason is None:
             result.ok += 1
@@ -263,12 +347,16 @@ def prune_archive(
     keep: timedelta,
     now: datetime,
     dry_run: bool = False,
+    *,
+    store: ObjectStore | None = None,
 ) -> PruneResult:
     """Delete done files whose log hour ended before ``now - keep``; their rows become pruned.
 
     Selection is by the hour the log covers, never by file mtime, and only files the ledger
-    knows are touched. The file is deleted first and the row marked after: a crash in between
-    leaves a done row without a file, which ``verify`` repairs, never an unknown file.
+    knows are touched. The file is deleted first (its object in ``store``, then its local
+    copy) and the row marked after: a crash in between leaves a done row without a file, which
+    ``verify`` repairs, never an unknown file. A stored file is left alone (a problem) when no
+    store, or another one, is given: pruning only its local copy would orphan the object.
     """
     if keep <= timedelta(0):
         raise UsageError("--keep must be a positive duration such as 7d")
@@ -280,7 +368,22 @@ def prune_archive(
             continue
         path: Path | None = None
         size = 0
-        if row.local_path is not None:
+        remote: str | None = None
+        if row.store_url is not None:
+            remote = store.relative_of(row.store_url) if store is not None else None
+            if remote is None:
+                where = f"the store {store.url}" if store is not None else "no store (--store)"
+                result.problems.append(
+                    Problem(
+                        row.domain,
+                        row.log_name,
+                        row.store_url,
+                        f"stored at {row.store_url}, but prune was given {where}",
+                    )
+                )
+                continue
+            size = _stored_bytes(row)
+        if row.local_path is not None and row.local_copy:
             try:
                 path = resolve_inside(out_dir, row.local_path)
             except CdnLogsError as exc:
@@ -290,10 +393,22 @@ def prune_archive(
             with contextlib.suppress(OSError):
                 size = path.stat().st_size
         result.files.append(
-            PrunedFile(row.domain, row.log_name, row.local_path, row.hour_end, size)
+            PrunedFile(
+                row.domain, row.log_name, row.store_url or row.local_path, row.hour_end, size
+            )
         )
         if dry_run:
             continue
+        if remote is not None:
+            assert store is not None
+            try:
+                store.delete(remote)
+            except CdnLogsError as exc:
+                result.files.pop()
+                result.problems.append(
+                    Problem(row.domain, row.log_name, row.store_url, f"cannot delete: {exc}")
+                )
+                continue
         if path is not None:
             try:
                 path.unlink(missing_ok=True)

@@ -33,7 +33,9 @@ MANIFEST_NAME = "manifest.sqlite3"
 # Schema history (bump SCHEMA_VERSION and add an upgrade step in _configure for each change):
 #   1  files (incl. plain_checksum and the ingest columns), runs, schema_version.
 #   2  files.plain_lines: the text's line count, taken by sync while inflating.
-SCHEMA_VERSION = 2
+#   3  files.store_url, store_etag, local_dropped_at: the file's object in the store (--store)
+#      and when its local copy was deleted after upload.
+SCHEMA_VERSION = 3
 
 #: ``PRAGMA application_id`` of a cdnlogs ledger ("cdnl"), so a foreign SQLite file is refused.
 APPLICATION_ID = 0x63646E6C
@@ -66,6 +68,9 @@ CREATE TABLE files (
     ingested_sha256  TEXT,
     ingested_at      TEXT,
     plain_lines      INTEGER,
+    store_url        TEXT,
+    store_etag       TEXT,
+    local_dropped_at TEXT,
     PRIMARY KEY (domain, log_name)
 );
 CREATE INDEX files_by_hour ON files (domain, hour_start);
@@ -84,12 +89,18 @@ CREATE INDEX runs_by_domain ON runs (domain, finished_at);
 #: What each schema version adds to the one before (run by _upgrade, oldest first).
 _UPGRADES: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE files ADD COLUMN plain_lines INTEGER",),
+    3: (
+        "ALTER TABLE files ADD COLUMN store_url TEXT",
+        "ALTER TABLE files ADD COLUMN store_etag TEXT",
+        "ALTER TABLE files ADD COLUMN local_dropped_at TEXT",
+    ),
 }
 
 _FILE_COLUMNS = (
     "domain, log_name, hour_start, hour_end, remote_size, status, attempts, last_error, sha256, "
     "plain_size, local_path, format, first_seen, updated_at, done_at, ingested_rows, "
-    "ingested_rejects, ingested_sha256, ingested_at, plain_checksum, plain_lines"
+    "ingested_rejects, ingested_sha256, ingested_at, plain_checksum, plain_lines, store_url, "
+    "store_etag, local_dropped_at"
 )
 _ORDER = "ORDER BY domain, hour_start, log_name"
 
@@ -135,6 +146,16 @@ class FileRecord:
     plain_checksum: str | None = None
     #: Lines of the text as sync counted them (None: not counted, e.g. an adopted file).
     plain_lines: int | None = None
+    #: The object key (in the store's bucket) holding this file, set when sync uploaded it.
+    store_url: str | None = None
+    store_etag: str | None = None
+    #: When the local copy was deleted after the upload (the store holds the only copy).
+    local_dropped_at: datetime | None = None
+
+    @property
+    def local_copy(self) -> bool:
+        """True when the archive directory should hold this file (it was not dropped)."""
+        return self.local_path is not None and self.local_dropped_at is None
 
 
 @dataclass(frozen=True)
@@ -375,6 +396,8 @@ class Manifest:
         fmt: str,
         plain_checksum: str | None = None,
         lines: int | None = None,
+        store_url: str | None = None,
+        store_etag: str | None = None,
     ) -> None:
         """Record a file written, verified, fsynced and renamed into place.
 
@@ -384,6 +407,7 @@ class Manifest:
         :param fmt: ``log`` or ``gz``: what ``local_path`` holds.
         :param plain_checksum: of the decompressed text; `verify` checks a ``log`` file with it.
         :param lines: the text's line count (the ingest checks its rows against it).
+        :param store_url: the object the file was uploaded to and verified in (``--store``).
         """
         now = self._now()
         with self._transaction() as conn:
@@ -392,7 +416,8 @@ class Manifest:
                 domain,
                 log_name,
                 "status = 'done', sha256 = ?, plain_size = ?, plain_checksum = ?, local_path = ?,"
-                " format = ?, last_error = NULL, done_at = ?, updated_at = ?, plain_lines = ?",
+                " format = ?, last_error = NULL, done_at = ?, updated_at = ?, plain_lines = ?,"
+                " store_url = ?, store_etag = ?, local_dropped_at = NULL",
                 (
                     sha256,
                     plain_size,
@@ -402,8 +427,55 @@ class Manifest:
                     now,
                     now,
                     lines,
+                    store_url,
+                    store_etag,
                 ),
             )
+
+    def mark_stored(
+        self, domain: str, log_name: str, *, store_url: str, store_etag: str | None
+    ) -> None:
+        """Record that a done file's verified copy is now in the store at ``store_url``."""
+        with self._transaction() as conn:
+            self._update_row(
+                conn,
+                domain,
+                log_name,
+                "store_url = ?, store_etag = ?, updated_at = ?",
+                (store_url, store_etag, self._now()),
+            )
+
+    def mark_local_dropped(self, domain: str, log_name: str) -> None:
+        """Record that a stored file's local copy was deleted (the store keeps it)."""
+        self.mark_local_dropped_many([(domain, log_name)])
+
+    def mark_local_dropped_many(self, keys: Iterable[tuple[str, str]]) -> None:
+        """:meth:`mark_local_dropped` for many ``(domain, log_name)`` in one transaction."""
+        now = self._now()
+        with self._transaction() as conn:
+            for domain, log_name in keys:
+                self._update_row(
+                    conn,
+                    domain,
+                    log_name,
+                    "local_dropped_at = ?, updated_at = ?",
+                    (now, now),
+                )
+
+    def snapshot(self, destination: Path) -> None:
+        """Write a consistent copy of the ledger to ``destination`` (SQLite's online backup)."""
+        with self._lock:
+            conn = self._db()
+            try:
+                target = sqlite3.connect(str(destination))
+                try:
+                    conn.backup(target)
+                    # A single file, no -wal beside it: the copy is read elsewhere as it is.
+                    target.execute("PRAGMA journal_mode = DELETE")
+                finally:
+                    target.close()
+            except sqlite3.Error as exc:
+                raise ManifestError(f"cannot snapshot the ledger {self.path}: {exc}") from exc
 
     def mark_failed(self, domain: str, log_name: str, error: str) -> None:
         """Record a failed attempt (attempts += 1, last_error = error)."""
@@ -445,7 +517,8 @@ class Manifest:
                 log_name,
                 "status = 'pending', last_error = ?, sha256 = NULL, plain_size = NULL,"
                 " plain_checksum = NULL, local_path = NULL, format = NULL, done_at = NULL,"
-                " plain_lines = NULL, updated_at = ?",
+                " plain_lines = NULL, store_url = NULL, store_etag = NULL,"
+                " local_dropped_at = NULL, updated_at = ?",
                 (reason, self._now()),
             )
 
@@ -612,6 +685,9 @@ def _record(row: tuple[Any, ...]) -> FileRecord:
         ingested_at=_opt_time(row[18]),
         plain_checksum=row[19],
         plain_lines=row[20],
+        store_url=row[21],
+        store_etag=row[22],
+        local_dropped_at=_opt_time(row[23]),
     )
 
 

@@ -13,6 +13,12 @@
    window once, and are retried with the fresh URLs;
 5. ``retention`` prunes old files, and one run row per domain is recorded.
 
+With a store (``--store s3://bucket/prefix``, :mod:`cdnlogs.upload`), a file verified in place
+is uploaded to ``prefix/<layout path>`` and verified there before its row becomes ``done`` (with
+its ``store_url``); done files without an object yet are uploaded too; local copies may then be
+dropped, and a snapshot of the ledger goes to the store after the run. With a shard
+(``--shard K/N``, :mod:`cdnlogs.shard`) only the domains of that shard are synced.
+
 The result is a :class:`SyncSummary`; the CLI prints it and turns failures into exit 5.
 """
 
@@ -29,7 +35,7 @@ from typing import Any, Protocol
 import requests
 
 from cdnlogs.config import Settings
-from cdnlogs.errors import ConfigError, UnsafeNameError, UrlExpiredError, UsageError
+from cdnlogs.errors import CdnLogsError, ConfigError, UnsafeNameError, UrlExpiredError, UsageError
 from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import Manifest, RunRecord
 from cdnlogs.models import Listing
@@ -37,7 +43,9 @@ from cdnlogs.plan import FetchTask, Plan, plan_fetches
 from cdnlogs.providers.base import Provider
 from cdnlogs.redact import redact_text
 from cdnlogs.retry import RetryPolicy
+from cdnlogs.shard import Shard, resolve_shard, shard_settings
 from cdnlogs.storage import FORMATS, make_directory, resolve_inside, validate_layout
+from cdnlogs.store import ObjectStore, StoredObject
 from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 from cdnlogs.transfer import (
     DEFAULT_RETRY_POLICY,
@@ -100,6 +108,8 @@ class DomainSummary:
     #: The window start asked for, when the provider moved it forward.
     clamped_from: str | None = None
     relisted: bool = False
+    #: Files put to the store by this run (new downloads and earlier done files).
+    uploaded: int = 0
 
     @property
     def ok(self) -> bool:
@@ -118,11 +128,18 @@ class SyncSummary:
     domains: list[DomainSummary] = field(default_factory=list)
     pruned: int = 0
     seconds: float = 0.0
+    #: The store URL, the shard (``K/N``), and the ledger snapshot's URL or why it failed.
+    store: str | None = None
+    shard: str | None = None
+    snapshot: str | None = None
+    snapshot_error: str | None = None
+    #: Local copies deleted after their upload (``store_drop_local``).
+    dropped_local: int = 0
 
     @property
     def ok(self) -> bool:
         """True when no file failed (rejected names are reported but do not fail the run)."""
-        return all(d.ok for d in self.domains)
+        return all(d.ok for d in self.domains) and self.snapshot_error is None
 
     def total(self, name: str) -> int:
         """Sum of an integer field (``listed``, ``fetched``, ``skipped``, ``bytes``...)."""
@@ -155,6 +172,12 @@ class SyncSummary:
             "plain_bytes": self.total("plain_bytes"),
             "pruned": self.pruned,
             "seconds": round(self.seconds, 3),
+            "store": self.store,
+            "shard": self.shard,
+            "uploaded": self.total("uploaded"),
+            "dropped_local": self.dropped_local,
+            "snapshot": self.snapshot,
+            "snapshot_error": self.snapshot_error,
             "domains": [
                 {
                     "domain": d.domain,
@@ -168,6 +191,7 @@ class SyncSummary:
                     "plain_bytes": d.plain_bytes,
                     "clamped_from": d.clamped_from,
                     "relisted": d.relisted,
+                    "uploaded": d.uploaded,
                 }
                 for d in self.domains
             ],
@@ -218,8 +242,11 @@ def check_settings(settings: Settings) -> None:
         parse_duration(settings.retention)
 
 
-def select_domains(settings: Settings, provider: Provider) -> list[str]:
-    """The domains to sync: ``--domain`` values, or every domain with ``--all-domains``."""
+def select_domains(settings: Settings, provider: Provider, shard: Shard | None = None) -> list[str]:
+    """The domains to sync: ``--domain`` values, or every domain with ``--all-domains``.
+
+    With a shard, only those of the selection that the shard owns (possibly none).
+    """
     names = list(dict.fromkeys(settings.domains))
     if settings.all_domains:
         names += [d.name for d in provider.list_domains() if d.name not in names]
@@ -229,7 +256,11 @@ def select_domains(settings: Settings, provider: Provider) -> list[str]:
             hint="pass --domain NAME (repeatable) or --all-domains, or set `domains` in the "
             "config file",
         )
-    return names
+    if shard is None:
+        return names
+    mine = shard.select(names)
+    log.info("shard %s takes %d of %d domains", shard, len(mine), len(names))
+    return mine
 
 
 @dataclass
@@ -251,6 +282,9 @@ class SyncRun:
     :param now: "now" for the window and the URL-expiry check.
     :param prune: applies ``settings.retention`` after the sync; returns files pruned
         (default :func:`cdnlogs.housekeeping.prune_archive`).
+    :param store: the object store (default: opened from ``settings.store`` when set).
+    :param drop_local: delete local copies once stored (default ``settings.store_drop_local``);
+        ``sync --ingest`` passes False and drops after the ingest.
     """
 
     def __init__(
@@ -263,6 +297,8 @@ class SyncRun:
         callbacks: SyncCallbacks | None = None,
         now: datetime | None = None,
         prune: Callable[[Settings, Manifest, datetime], int] | None = None,
+        store: ObjectStore | None = None,
+        drop_local: bool | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
@@ -270,56 +306,135 @@ class SyncRun:
         self.downloader = Downloader(session or make_session(self.config), self.config)
         self.callbacks: SyncCallbacks = callbacks or NullSyncCallbacks()
         self.now = now or datetime.now(UTC)
-        self._prune = prune or _default_prune
+        self._prune = prune or (lambda s, m, now: _default_prune(s, m, now, self.store))
+        self.store = store
+        self.drop_local = settings.store_drop_local if drop_local is None else drop_local
 
     def run(self) -> SyncSummary:
         """Sync every selected domain; return the summary (failures are in it, not raised).
 
         Raises ConfigError/UsageError for unusable settings, ApiError when a listing is
-        refused, LockedError when another sync holds the archive.
+        refused, LockedError when another sync holds the archive, StoreError (or
+        StoreConfigError) when the store cannot be used at the start.
         """
         started = time.monotonic()
         settings = self.settings
         check_settings(settings)
+        shard = resolve_shard(settings)
         start, end = resolve_window(settings, self.now)
         summary = SyncSummary(
             out_dir=str(settings.out_dir),
             start=iso_utc(start),
             end=iso_utc(end),
             format=settings.format,
+            store=settings.store,
+            shard=str(shard) if shard else None,
         )
-        domains = select_domains(settings, self.provider)
+        store = self._open_store()
+        domains = select_domains(settings, self.provider, shard)
         make_directory(settings.out_dir)
-        with (
-            ArchiveLock(settings.state_dir, purpose="sync"),
-            Manifest.open(settings.state_dir) as manifest,
-        ):
-            run_started = datetime.now(UTC)
-            states = [self._list_and_plan(manifest, d, start, end) for d in domains]
-            summary.domains = [s.summary for s in states]
-            by_domain = {s.summary.domain: s for s in states}
-            self._fetch(manifest, by_domain, [t for s in states for t in s.plan.fetch])
-            # Expired URLs: re-list each affected domain once and retry only those files.
-            retry_tasks: list[FetchTask] = []
-            for state in states:
-                if state.expired:
-                    retry_tasks += self._relist(manifest, state, start, end)
-            self._fetch(manifest, by_domain, retry_tasks, final=True)
-            if settings.retention:
-                summary.pruned = self._prune(settings, manifest, self.now)
-            summary.seconds = time.monotonic() - started
-            finished = datetime.now(UTC)
-            for state in states:
-                manifest.record_run(
-                    RunRecord(
-                        domain=state.summary.domain,
-                        started_at=run_started,
-                        finished_at=finished,
-                        ok=state.summary.ok,
-                        summary_json=json.dumps(asdict(state.summary), sort_keys=True),
-                    )
-                )
+        with ArchiveLock(settings.state_dir, purpose="sync"):
+            if store is not None:
+                from cdnlogs.upload import restore_snapshot
+
+                restore_snapshot(store, settings.state_dir, settings.out_dir, shard)
+            with Manifest.open(settings.state_dir) as manifest:
+                self._run_locked(manifest, store, shard, domains, summary, start, end)
+        summary.seconds = time.monotonic() - started
         return summary
+
+    def _open_store(self) -> ObjectStore | None:
+        if self.store is None and self.settings.store:
+            from cdnlogs.store import open_store
+
+            self.store = open_store(self.settings)
+        if self.store is not None:
+            self.store.check()  # a missing bucket or a denied key stops the run before anything
+        return self.store
+
+    def _run_locked(
+        self,
+        manifest: Manifest,
+        store: ObjectStore | None,
+        shard: Shard | None,
+        domains: list[str],
+        summary: SyncSummary,
+        start: datetime,
+        end: datetime,
+    ) -> None:
+        settings = self.settings
+        run_started = datetime.now(UTC)
+        states = [self._list_and_plan(manifest, d, start, end) for d in domains]
+        summary.domains = [s.summary for s in states]
+        by_domain = {s.summary.domain: s for s in states}
+        self._fetch(manifest, by_domain, [t for s in states for t in s.plan.fetch])
+        # Expired URLs: re-list each affected domain once and retry only those files.
+        retry_tasks: list[FetchTask] = []
+        for state in states:
+            if state.expired:
+                retry_tasks += self._relist(manifest, state, start, end)
+        self._fetch(manifest, by_domain, retry_tasks, final=True)
+        if store is not None:
+            self._store_unstored(manifest, store, by_domain)
+            if self.drop_local:
+                from cdnlogs.upload import drop_local_copies
+
+                summary.dropped_local = drop_local_copies(
+                    manifest, settings.out_dir, domains=domains
+                )
+        if settings.retention:
+            summary.pruned = self._prune(settings, manifest, self.now)
+        finished = datetime.now(UTC)
+        for state in states:
+            manifest.record_run(
+                RunRecord(
+                    domain=state.summary.domain,
+                    started_at=run_started,
+                    finished_at=finished,
+                    ok=state.summary.ok,
+                    summary_json=json.dumps(asdict(state.summary), sort_keys=True),
+                )
+            )
+        if store is not None:
+            self._snapshot(manifest, store, shard, summary)
+
+    def _store_unstored(
+        self, manifest: Manifest, store: ObjectStore, states: dict[str, _DomainState]
+    ) -> None:
+        """Upload done files the store lacks (the archive predates --store)."""
+        from cdnlogs.housekeeping import check_file
+        from cdnlogs.upload import upload_unstored
+
+        uploaded, problems = upload_unstored(
+            manifest,
+            store,
+            self.settings.out_dir,
+            list(states),
+            workers=self.settings.concurrency,
+            check=check_file,
+        )
+        for row, reason in problems:
+            log.warning("not stored %s %s: %s", row.domain, row.log_name, reason)
+            states[row.domain].summary.failed.append(
+                FileProblem(row.domain, row.log_name, f"not stored: {redact_text(reason)}")
+            )
+        for row in uploaded:
+            states[row.domain].summary.uploaded += 1
+        if uploaded:
+            log.info("uploaded %d file(s) the store did not have yet", len(uploaded))
+
+    def _snapshot(
+        self, manifest: Manifest, store: ObjectStore, shard: Shard | None, summary: SyncSummary
+    ) -> None:
+        from cdnlogs.upload import snapshot_key, upload_snapshot
+
+        try:
+            upload_snapshot(manifest, store, shard)
+        except CdnLogsError as exc:
+            summary.snapshot_error = redact_text(exc.message)
+            log.warning("the ledger snapshot did not reach the store: %s", summary.snapshot_error)
+        else:
+            summary.snapshot = store.url.url(snapshot_key(shard))
 
     def _list_and_plan(
         self, manifest: Manifest, domain: str, start: datetime, end: datetime
@@ -412,43 +527,97 @@ class SyncRun:
     ) -> None:
         if not fetches:
             return
+        if self.store is None:
+            self._fetch_into(manifest, states, fetches, final, None)
+            return
+        from cdnlogs.upload import Uploader
+
+        with Uploader(self.store, self.settings.concurrency) as uploader:
+            self._fetch_into(manifest, states, fetches, final, uploader)
+            for upload in uploader.drain():
+                self._uploaded(manifest, states, upload)
+
+    def _fetch_into(
+        self,
+        manifest: Manifest,
+        states: dict[str, _DomainState],
+        fetches: Sequence[FetchTask],
+        final: bool,
+        uploader: Any,
+    ) -> None:
         tasks = self._tasks(manifest, states, fetches)
         for result in self.downloader.map(tasks, self.callbacks):
             fetch: FetchTask = result.task.key
             domain, name = fetch.log_file.domain, fetch.log_file.name
             state = states[domain]
             if result.ok:
-                manifest.mark_done(
-                    domain,
-                    name,
-                    sha256=result.sha256 or "",
-                    plain_size=result.plain_size,
-                    plain_checksum=result.plain_checksum,
-                    local_path=fetch.relative_path.as_posix(),
-                    fmt=self.settings.format,
-                    lines=result.plain_lines,
-                )
-                state.summary.fetched += 1
-                state.summary.bytes += result.size
-                state.summary.plain_bytes += result.plain_size
+                if uploader is None:
+                    self._record_done(manifest, state, result, None)
+                    continue
+                # Verified in place; it counts as done only once the store holds it too.
+                for upload in uploader.submit(result.task.destination, fetch.relative_path, result):
+                    self._uploaded(manifest, states, upload)
                 continue
             assert result.error is not None
             if isinstance(result.error, UrlExpiredError) and not final:
                 state.expired.append(name)
                 continue
-            reason = redact_text(str(result.error))
-            log.warning("failed %s %s: %s", domain, name, reason)
-            state.summary.failed.append(FileProblem(domain, name, reason))
-            manifest.mark_failed(domain, name, reason)
+            self._record_failed(manifest, state, fetch, str(result.error))
+
+    def _uploaded(self, manifest: Manifest, states: dict[str, _DomainState], upload: Any) -> None:
+        result: DownloadResult = upload.tag
+        fetch: FetchTask = result.task.key
+        state = states[fetch.log_file.domain]
+        if upload.stored is None:
+            self._record_failed(manifest, state, fetch, f"upload to the store: {upload.error}")
+            return
+        state.summary.uploaded += 1
+        self._record_done(manifest, state, result, upload.stored)
+
+    def _record_done(
+        self,
+        manifest: Manifest,
+        state: _DomainState,
+        result: DownloadResult,
+        stored: StoredObject | None,
+    ) -> None:
+        fetch: FetchTask = result.task.key
+        manifest.mark_done(
+            fetch.log_file.domain,
+            fetch.log_file.name,
+            sha256=result.sha256 or "",
+            plain_size=result.plain_size,
+            plain_checksum=result.plain_checksum,
+            local_path=fetch.relative_path.as_posix(),
+            fmt=self.settings.format,
+            lines=result.plain_lines,
+            store_url=stored.url if stored else None,
+            store_etag=stored.etag if stored else None,
+        )
+        state.summary.fetched += 1
+        state.summary.bytes += result.size
+        state.summary.plain_bytes += result.plain_size
+
+    @staticmethod
+    def _record_failed(
+        manifest: Manifest, state: _DomainState, fetch: FetchTask, error: str
+    ) -> None:
+        domain, name = fetch.log_file.domain, fetch.log_file.name
+        reason = redact_text(error)
+        log.warning("failed %s %s: %s", domain, name, reason)
+        state.summary.failed.append(FileProblem(domain, name, reason))
+        manifest.mark_failed(domain, name, reason)
 
 
-def _default_prune(settings: Settings, manifest: Manifest, now: datetime) -> int:
+def _default_prune(
+    settings: Settings, manifest: Manifest, now: datetime, store: ObjectStore | None = None
+) -> int:
     # Imported here: housekeeping is a sibling composed only when retention is set.
     from cdnlogs import housekeeping
 
     assert settings.retention is not None
     result = housekeeping.prune_archive(
-        manifest, settings.out_dir, keep=parse_duration(settings.retention), now=now
+        manifest, settings.out_dir, keep=parse_duration(settings.retention), now=now, store=store
     )
     for problem in result.problems:
         log.warning("retention: cannot prune %s: %s", problem.log_name, problem.reason)
@@ -471,7 +640,10 @@ def run_sync(
 
 
 def make_sync_provider(settings: Settings) -> Provider:
-    """The Aliyun provider for ``settings`` (the SDK is imported only when a sync runs)."""
+    """The Aliyun provider for ``settings`` (the SDK is imported only when a sync runs).
+
+    A shard's provider calls the API at ``api_rate / N``: the N workers share the account's limit.
+    """
     from cdnlogs.providers.aliyun import make_provider
 
-    return make_provider(settings)
+    return make_provider(shard_settings(settings, resolve_shard(settings)))

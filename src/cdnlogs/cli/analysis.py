@@ -22,6 +22,7 @@ from cdnlogs.cli.options import (
     json_option,
     make_settings,
     out_option,
+    shard_options,
 )
 from cdnlogs.dataset import connect
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
@@ -67,6 +68,7 @@ def dataset_option(func: Any) -> Any:
     help="Source files ingested at once (they share DuckDB's threads and memory limit). "
     f"Default {DEFAULT_JOBS}. [env: CDNLOGS_INGEST_JOBS]",
 )
+@shard_options
 @config_option
 @ops_options
 @json_option
@@ -79,6 +81,8 @@ def ingest_command(
     drop_query: bool | None,
     keep: str | None,
     jobs: int | None,
+    shard: str | None,
+    shards: int | None,
     config_path: Path | None,
     ops: dict[str, Any],
     as_json: bool,
@@ -98,6 +102,8 @@ def ingest_command(
         dataset_keep=keep,
         ingest_jobs=jobs,
         **ops,
+        shard=shard,
+        shards=shards,
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work

@@ -20,6 +20,8 @@ from cdnlogs.cli.options import (
     json_option,
     make_settings,
     out_option,
+    shard_options,
+    store_option,
     verbose_option,
     window_options,
 )
@@ -76,6 +78,15 @@ def sync_options(func: F) -> F:
 @window_options
 @out_option
 @sync_options
+@store_option
+@click.option(
+    "--drop-local",
+    is_flag=True,
+    default=False,
+    help="Delete each file's local copy once it is verified in --store (with --ingest: once "
+    "it is ingested too). [env: CDNLOGS_STORE_DROP_LOCAL]",
+)
+@shard_options
 @api_options
 @ops_options
 @json_option
@@ -96,6 +107,10 @@ def sync_command(
     as_json: bool,
     ingest: bool,
     dataset: Path | None,
+    store: str | None,
+    drop_local: bool,
+    shard: str | None,
+    shards: int | None,
 ) -> None:
     """Download every log file of the window the archive lacks, verified, into --out.
 
@@ -104,6 +119,10 @@ def sync_command(
     pruned, so it is safe to run hourly from cron. --since 31d backfills what the provider
     keeps. Exit 0 when every listed file is in place, 5 when some failed after retries (the
     rest are kept and recorded; the next run retries them).
+
+    With --store, each verified file is uploaded to s3://bucket/prefix/<layout path> and
+    verified there before it counts as done, and a snapshot of the ledger goes to the store
+    after the run. With --shard K/N, only that shard's domains are synced (docs/storage.md).
     """
     settings = make_settings(
         config_path,
@@ -118,6 +137,10 @@ def sync_command(
         **ops,
         dataset=dataset,
         ingest_after_sync=ingest,
+        store=store,
+        store_drop_local=drop_local,
+        shard=shard,
+        shards=shards,
     )
     with operated_run(settings, "sync") as run:
         sync_once(
@@ -149,8 +172,12 @@ def sync_once(
     from cdnlogs.sync import SyncRun, make_sync_provider
 
     provider = make_sync_provider(settings)
+    # With --ingest, local copies are dropped after the ingest has read them.
+    drop_now = settings.store_drop_local and not settings.ingest_after_sync
     summary = _run_with_progress(
-        app, lambda cb: SyncRun(settings, provider, callbacks=cb).run(), as_json=not progress
+        app,
+        lambda cb: SyncRun(settings, provider, callbacks=cb, drop_local=drop_now).run(),
+        as_json=not progress,
     )
     run.summary = summary.to_dict()
     run.files_failed = len(summary.failed)
@@ -178,7 +205,14 @@ def _ingest_after_sync(app: AppContext, settings: Settings, *, as_json: bool) ->
 
     # The sync released its lock; take it again so no other sync or ingest runs alongside.
     with ArchiveLock(settings.state_dir, purpose="ingest"):
-        return ingest_with_progress(app, settings, as_json=as_json)
+        summary = ingest_with_progress(app, settings, as_json=as_json)
+        if settings.store and settings.store_drop_local:
+            from cdnlogs.manifest import Manifest
+            from cdnlogs.upload import drop_local_copies
+
+            with Manifest.open(settings.state_dir) as manifest:
+                drop_local_copies(manifest, settings.out_dir, only_ingested=True)
+        return summary
 
 
 @cli.command("demo")
@@ -308,6 +342,13 @@ def _run_with_progress(
 
 def _raise_if_partial(summary: SyncSummary) -> None:
     failed = summary.failed
+    if summary.snapshot_error and not failed:
+        raise PartialSyncError(
+            f"every file is in place, but the ledger snapshot did not reach the store: "
+            f"{summary.snapshot_error}",
+            hint="`status --from-store` shows this shard as of its last snapshot until the "
+            "next run",
+        )
     if failed:
         raise PartialSyncError(
             f"{len(failed)} of {summary.total('listed')} listed files failed after retries; "
@@ -368,6 +409,14 @@ def _report(
     if summary.pruned:
         line += f"; {summary.pruned} pruned by retention"
     console.print(line, markup=False)
+    if summary.store:
+        where = f"shard {summary.shard}, " if summary.shard else ""
+        console.print(
+            f"store {summary.store} ({where}{summary.total('uploaded')} uploaded, "
+            f"{summary.dropped_local} local copies dropped); ledger snapshot: "
+            f"{summary.snapshot or 'FAILED: ' + (summary.snapshot_error or '')}",
+            markup=False,
+        )
     if ingested is not None:
         console.print(
             f"ingested {ingested.files} file(s): {ingested.rows:,} rows, "

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -22,6 +22,7 @@ from cdnlogs.cli.options import (
     json_option,
     make_settings,
     out_option,
+    store_option,
 )
 from cdnlogs.config import Settings
 from cdnlogs.errors import IncompleteArchiveError, PartialSyncError, UsageError
@@ -29,6 +30,7 @@ from cdnlogs.housekeeping import (
     AdoptResult,
     DomainStatus,
     HourRange,
+    MergedLedgers,
     PruneResult,
     VerifyResult,
     adopt_files,
@@ -40,6 +42,9 @@ from cdnlogs.housekeeping import (
 from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import Manifest, Status
 from cdnlogs.timeutil import parse_duration, parse_when
+
+if TYPE_CHECKING:  # s3fs is imported only when a store is given
+    from cdnlogs.store import ObjectStore
 
 #: Gap ranges shown per domain in the table view (all of them are in --json).
 MAX_GAPS_SHOWN = 8
@@ -83,12 +88,30 @@ def _open_ledger(settings: Settings) -> Manifest:
     return Manifest.open(settings.state_dir, create=False)
 
 
+def _open_store(settings: Settings) -> ObjectStore | None:
+    """The ``--store`` (or ``store`` setting), checked; None when there is none."""
+    if not settings.store:
+        return None
+    from cdnlogs.store import open_store
+
+    store = open_store(settings)
+    store.check()
+    return store
+
+
 # -- status -------------------------------------------------------------------------------
 
 
 @cli.command()
 @out_option
 @config_option
+@store_option
+@click.option(
+    "--from-store",
+    is_flag=True,
+    help="Read every shard's ledger snapshot from --store (the whole account) instead of "
+    "the local ledger.",
+)
 @domain_filter_option(
     "Only this domain; repeat or comma-separate for several. Default: every domain in the archive."
 )
@@ -112,6 +135,8 @@ def status(
     ctx: click.Context,
     out_dir: Path | None,
     config_path: Path | None,
+    store: str | None,
+    from_store: bool,
     domains: tuple[str, ...],
     since: str | None,
     run_check: bool,
@@ -120,27 +145,41 @@ def status(
     """Show per-domain file counts, hours covered, gaps in the window and the last sync.
 
     With --check, exit 6 (and name every reason) when the archive is incomplete or stale, so
-    cron or a monitoring agent can alert; 0 when it is complete.
+    cron or a monitoring agent can alert; 0 when it is complete. With --from-store, the ledgers
+    are every shard's snapshot in the store, read as one.
     """
-    settings = make_settings(config_path, out_dir=out_dir, since=since)
+    settings = make_settings(config_path, out_dir=out_dir, since=since, store=store)
     now = datetime.now(UTC)
     start, end = status_window(
         now=now,
         since=parse_when(settings.since, now=now) if settings.since else None,
         lookback=parse_duration(settings.lookback),
     )
+    if from_store and run_check:
+        raise UsageError(
+            "--check judges this machine's ledger; --from-store reads every shard's snapshot",
+            hint="run `cdnlogs status --check` on each shard's worker",
+        )
     checked: CheckResult | None = None
-    with _open_ledger(settings) as manifest:
-        wanted = list(domains) or sorted(set(manifest.domains()) | set(settings.domains))
-        result = archive_status(manifest, window_start=start, window_end=end, domains=wanted)
-        if run_check:
-            checked = check_with_settings(manifest, settings, now=now, domains=wanted)
+    shards: list[str] | None = None
+    if from_store:
+        result, shards = _status_from_store(settings, domains, start, end)
+    else:
+        with _open_ledger(settings) as manifest:
+            wanted = list(domains) or sorted(set(manifest.domains()) | set(settings.domains))
+            result = archive_status(manifest, window_start=start, window_end=end, domains=wanted)
+            if run_check:
+                checked = check_with_settings(manifest, settings, now=now, domains=wanted)
     if as_json:
         data = _status_json(settings, start, end, result)
+        if shards is not None:
+            data["store"], data["ledgers"] = settings.store, shards
         if checked is not None:
             data["check"] = _check_json(checked)
         _emit_json(data)
     else:
+        if shards is not None:
+            _console(ctx).print(f"{settings.store}: ledger snapshots {', '.join(shards) or 'none'}")
         _print_status(_console(ctx), settings, start, end, result)
         if checked is not None:
             _print_check(_console(ctx), checked)
@@ -172,6 +211,34 @@ def _print_check(console: Console, result: CheckResult) -> None:
         console.print(f"  {problem.domain}: {problem.message}", markup=False)
 
 
+def _status_from_store(
+    settings: Settings, domains: tuple[str, ...], start: datetime, end: datetime
+) -> tuple[list[DomainStatus], list[str]]:
+    import contextlib
+    import tempfile
+
+    from cdnlogs.upload import fetch_snapshots
+
+    store = _open_store(settings)
+    if store is None:
+        raise UsageError("--from-store needs --store s3://bucket/prefix (or the store setting)")
+    with tempfile.TemporaryDirectory(prefix="cdnlogs-status-") as tmp:
+        snapshots = fetch_snapshots(store, Path(tmp))
+        if not snapshots:
+            raise UsageError(
+                f"no ledger snapshot under {store.url.url('.cdnlogs/ledgers')}",
+                hint="each `cdnlogs sync --store` run leaves one there",
+            )
+        with contextlib.ExitStack() as stack:
+            ledgers = [
+                stack.enter_context(Manifest.open(path, create=False)) for _, path in snapshots
+            ]
+            merged = MergedLedgers(ledgers)
+            wanted = list(domains) or sorted(set(merged.domains()) | set(settings.domains))
+            result = archive_status(merged, window_start=start, window_end=end, domains=wanted)
+    return result, [name for name, _ in snapshots]
+
+
 def _status_json(
     settings: Settings, start: datetime, end: datetime, result: list[DomainStatus]
 ) -> dict[str, Any]:
@@ -191,6 +258,8 @@ def _status_json(
                     {"start": _iso(g.start), "end": _iso(g.end), "hours": g.hours} for g in d.gaps
                 ],
                 "last_sync": _iso(d.last_sync),
+                "in_store": d.in_store,
+                "store_only": d.store_only,
             }
             for d in result
         ],
@@ -240,27 +309,36 @@ def _print_status(
 @cli.command()
 @out_option
 @config_option
+@store_option
 @json_option
 @click.pass_context
 def verify(
-    ctx: click.Context, out_dir: Path | None, config_path: Path | None, as_json: bool
+    ctx: click.Context,
+    out_dir: Path | None,
+    config_path: Path | None,
+    store: str | None,
+    as_json: bool,
 ) -> None:
     """Re-check every downloaded file (present, size, sha256); bad ones are fetched again.
 
     Exits 5 if any file was missing or corrupt (it is marked pending, so the next sync
     downloads it again), 0 if all are intact.
     """
-    settings = make_settings(config_path, out_dir=out_dir)
+    settings = make_settings(config_path, out_dir=out_dir, store=store)
     app = ctx.find_object(AppContext)
+    object_store = _open_store(settings)
     with ArchiveLock(settings.state_dir, purpose="verify"), _open_ledger(settings) as manifest:
         if app is None or not app.interactive:
-            result = verify_archive(manifest, settings.out_dir)
+            result = verify_archive(manifest, settings.out_dir, store=object_store)
         else:
             total = sum(c.get(Status.DONE, 0) for c in manifest.status_counts().values())
             with Progress(console=Console(file=app.stderr), transient=True) as bar:
                 task = bar.add_task("verifying", total=total)
                 result = verify_archive(
-                    manifest, settings.out_dir, progress=lambda _row: bar.advance(task)
+                    manifest,
+                    settings.out_dir,
+                    progress=lambda _row: bar.advance(task),
+                    store=object_store,
                 )
     if as_json:
         _emit_json(_verify_json(result))
@@ -281,6 +359,7 @@ def _verify_json(result: VerifyResult) -> dict[str, Any]:
         "ok": result.ok,
         "bad": len(result.problems),
         "bytes_checked": result.bytes_checked,
+        "not_checked": result.not_checked,
         "problems": [
             {"domain": p.domain, "log_name": p.log_name, "path": p.local_path, "reason": p.reason}
             for p in result.problems
@@ -293,6 +372,10 @@ def _print_verify(console: Console, result: VerifyResult) -> None:
         f"Checked {result.checked} files ({_size(result.bytes_checked)} intact): "
         f"{result.ok} ok, {len(result.problems)} missing or corrupt."
     )
+    if result.not_checked:
+        console.print(
+            f"{result.not_checked} files are only in the object store: pass --store to check them."
+        )
     if not result.problems:
         return
     table = Table("domain", "file", "problem")
@@ -316,6 +399,7 @@ def _print_verify(console: Console, result: VerifyResult) -> None:
     "deleted. Default: the retention setting.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; touch nothing.")
+@store_option
 @json_option
 @click.pass_context
 def prune(
@@ -323,6 +407,7 @@ def prune(
     out_dir: Path | None,
     config_path: Path | None,
     keep: str | None,
+    store: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -331,13 +416,16 @@ def prune(
     Only files the ledger knows are deleted; their rows stay as "pruned" so sync never
     downloads them again.
     """
-    settings = make_settings(config_path, out_dir=out_dir)
+    settings = make_settings(config_path, out_dir=out_dir, store=store)
     keep_text = keep or settings.retention
     if not keep_text:
         raise UsageError("say how much to keep: --keep 7d (or set `retention` in the config)")
     duration = parse_duration(keep_text)
+    object_store = _open_store(settings)
     with ArchiveLock(settings.state_dir, purpose="prune"), _open_ledger(settings) as manifest:
-        result = prune_archive(manifest, settings.out_dir, duration, datetime.now(UTC), dry_run)
+        result = prune_archive(
+            manifest, settings.out_dir, duration, datetime.now(UTC), dry_run, store=object_store
+        )
     if as_json:
         _emit_json(_prune_json(result))
     else:

@@ -108,6 +108,36 @@ def out_option(func: F) -> F:
     )(func)
 
 
+def store_option(func: F) -> F:
+    """``--store s3://bucket/prefix``: the object store holding the raw archive."""
+    return click.option(
+        "--store",
+        default=None,
+        metavar="S3_URL",
+        help="Object store for the raw archive, s3://bucket/prefix (S3 or Alibaba OSS; "
+        "needs cdnlogs[s3]). [env: CDNLOGS_STORE]",
+    )(func)
+
+
+def shard_options(func: F) -> F:
+    """``--shard K/N`` and ``--shards N`` (K from ``$JOB_COMPLETION_INDEX``)."""
+    func = click.option(
+        "--shards",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Split the domains into N shards and take shard $JOB_COMPLETION_INDEX "
+        "(a Kubernetes Indexed Job). [env: CDNLOGS_SHARDS]",
+    )(func)
+    return click.option(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="Take only the domains whose stable hash falls in shard K (0-based) of N. "
+        "[env: CDNLOGS_SHARD]",
+    )(func)
+
+
 def domain_option(func: F) -> F:
     """``--domain D`` (repeatable, or comma-separated) and ``--all-domains``."""
     func = click.option(

@@ -24,6 +24,7 @@ from cdnlogs.ingest.bulk import SMALL_FILE_BYTES, SmallFile, batches, ingest_bat
 from cdnlogs.ingest.ingester import SCRATCH_DIR, FileIngest, Ingester, IngestOptions
 from cdnlogs.ingest.workers import run_on_workers
 from cdnlogs.models import PROVIDER_TZ
+from cdnlogs.shard import resolve_shard
 from cdnlogs.timeutil import parse_duration
 
 if TYPE_CHECKING:
@@ -80,13 +81,22 @@ def ingest_archive(
     root = settings.dataset_dir
     keep = parse_duration(settings.dataset_keep) if settings.dataset_keep else None
     oldest = (now - keep).astimezone(PROVIDER_TZ).date() if keep is not None else None
+    shard = resolve_shard(settings)
     with Manifest.open(settings.state_dir) as manifest:
-        todo = manifest.files_to_ingest()
+        # A shard ingests its own domains; a file whose local copy was dropped after its
+        # upload (store_drop_local) is not on this disk to read.
+        todo = [
+            r
+            for r in manifest.files_to_ingest()
+            if r.local_copy and (shard is None or shard.owns(r.domain))
+        ]
         queued = {(r.domain, r.log_name) for r in todo}
         # A done file whose Parquet file is missing from this dataset (a new --dataset, or a
         # deleted one) is ingested again, unless --keep has aged its day out on purpose.
         for record in manifest.records(status=Status.DONE):
-            if (record.domain, record.log_name) in queued or record.local_path is None:
+            if (record.domain, record.log_name) in queued or not record.local_copy:
+                continue
+            if shard is not None and not shard.owns(record.domain):
                 continue
             day = partition_date(record.log_name, record.hour_start)
             if oldest is not None and day < oldest:
