@@ -12,12 +12,13 @@ Datetimes are stored as ISO-8601 UTC text (``2026-11-27T17:00:00Z``), which sort
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -84,6 +85,33 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE files ADD COLUMN plain_lines INTEGER",),
 }
 
+#: The dataset's tables, added without a schema version bump: an older cdnlogs ignores tables it
+#: does not know, and ``CREATE TABLE IF NOT EXISTS`` adds them when a newer one opens the ledger.
+#: ``compactions``: one row per compacted partition (its current generation, the files it is
+#: made of and the sources, LogName -> sha256, it holds). ``published``: each dataset file
+#: uploaded to a store, recorded only after the upload succeeded.
+_DATASET_TABLES = """
+CREATE TABLE IF NOT EXISTS compactions (
+    dataset      TEXT NOT NULL,
+    domain       TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    generation   INTEGER NOT NULL,
+    files_json   TEXT NOT NULL,
+    sources_json TEXT NOT NULL,
+    rows         INTEGER NOT NULL,
+    compacted_at TEXT NOT NULL,
+    PRIMARY KEY (dataset, domain, day)
+);
+CREATE TABLE IF NOT EXISTS published (
+    store        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (store, key)
+);
+"""
+
 _FILE_COLUMNS = (
     "domain, log_name, hour_start, hour_end, remote_size, status, attempts, last_error, sha256, "
     "plain_size, local_path, format, first_seen, updated_at, done_at, ingested_rows, "
@@ -100,6 +128,31 @@ class Status(StrEnum):
     FAILED = "failed"
     PRUNED = "pruned"
     REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class CompactionRecord:
+    """One compacted partition: its generation's files and the sources they hold."""
+
+    dataset: str
+    domain: str
+    day: date
+    generation: int
+    files: tuple[str, ...]
+    #: LogName -> the sha256 of the downloaded file whose rows it holds (None if unknown).
+    sources: dict[str, str | None]
+    rows: int
+    compacted_at: datetime
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """A dataset file uploaded to a store: its key under the store URL, and the local file's
+    size and mtime at upload (a file rewritten in place has a new mtime)."""
+
+    key: str
+    size: int
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -537,6 +590,77 @@ class Manifest:
                 (rows, rejects, self._now()),
             )
 
+    # -- the dataset: compactions and uploads ----------------------------------------------
+
+    def record_compaction(self, record: CompactionRecord) -> None:
+        """Record (or replace) the current compacted generation of one partition."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO compactions (dataset, domain, day, generation,"
+                " files_json, sources_json, rows, compacted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.dataset,
+                    record.domain,
+                    record.day.isoformat(),
+                    record.generation,
+                    json.dumps(list(record.files)),
+                    json.dumps(record.sources, sort_keys=True),
+                    record.rows,
+                    to_text(record.compacted_at),
+                ),
+            )
+
+    def compactions(self, dataset: str) -> dict[tuple[str, date], CompactionRecord]:
+        """The compacted partitions of ``dataset`` (its root as recorded), by (domain, day)."""
+        rows = self._query(
+            "SELECT dataset, domain, day, generation, files_json, sources_json, rows,"
+            " compacted_at FROM compactions WHERE dataset = ? ORDER BY domain, day",
+            (dataset,),
+        )
+        found: dict[tuple[str, date], CompactionRecord] = {}
+        for ds, domain, day, generation, files, sources, count, at in rows:
+            record = CompactionRecord(
+                dataset=ds,
+                domain=domain,
+                day=date.fromisoformat(day),
+                generation=generation,
+                files=tuple(json.loads(files)),
+                sources=json.loads(sources),
+                rows=count,
+                compacted_at=from_text(at),
+            )
+            found[(record.domain, record.day)] = record
+        return found
+
+    def forget_compaction(self, dataset: str, domain: str, day: date) -> None:
+        """Drop a partition's compaction row (its day was removed by dataset retention)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "DELETE FROM compactions WHERE dataset = ? AND domain = ? AND day = ?",
+                (dataset, domain, day.isoformat()),
+            )
+
+    def published(self, store: str) -> dict[str, PublishedFile]:
+        """The dataset files recorded as uploaded under ``store``, by key."""
+        rows = self._query("SELECT key, size, mtime_ns FROM published WHERE store = ?", (store,))
+        return {key: PublishedFile(key, size, mtime) for key, size, mtime in rows}
+
+    def record_published(self, store: str, files: Iterable[PublishedFile]) -> None:
+        """Record uploads that succeeded (call only after the store has the bytes)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO published (store, key, size, mtime_ns, published_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(store, f.key, f.size, f.mtime_ns, self._now()) for f in files],
+            )
+
+    def forget_published(self, store: str, keys: Iterable[str]) -> None:
+        """Drop keys deleted from the store (call after the delete succeeded)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "DELETE FROM published WHERE store = ? AND key = ?", [(store, k) for k in keys]
+            )
+
 
 def _filters(
     *, domain: str | None = None, status: Status | None = None
@@ -601,6 +725,7 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.commit()
+            _add_dataset_tables(conn, path)
             return
         if app_id != APPLICATION_ID or "schema_version" not in tables:
             raise ManifestError(
@@ -624,6 +749,25 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         )
     if version < SCHEMA_VERSION:
         _upgrade(conn, path)
+    _add_dataset_tables(conn, path)
+
+
+def _add_dataset_tables(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if {"compactions", "published"} <= tables:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _DATASET_TABLES.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.commit()
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        raise ManifestError(f"cannot add the dataset tables to the ledger {path}: {exc}") from exc
 
 
 def _upgrade(conn: sqlite3.Connection, path: Path) -> None:
