@@ -45,18 +45,20 @@ from typing import Any
 
 import duckdb
 
+from cdnlogs.config import Settings
 from cdnlogs.datafiles import (
     SOURCES_KEY,
     Choice,
     CompactedName,
     choose_files,
-    source_name_stem,
-    source_stem,
+    file_stem,
 )
+from cdnlogs.dataset import LOG_COLUMNS, quote_sql, source_stem
 from cdnlogs.errors import CdnLogsError
-from cdnlogs.fastpath import quote_sql
+from cdnlogs.ingest.ingester import DEFAULT_ROW_GROUP_SIZE
 from cdnlogs.manifest import CompactionRecord, Manifest
 from cdnlogs.models import PROVIDER_TZ
+from cdnlogs.timeutil import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,15 @@ def is_settled(day: date, *, now: datetime, settle: timedelta) -> bool:
     return now >= end + settle
 
 
+def compact_archive(
+    settings: Settings, *, now: datetime, domains: tuple[str, ...] = ()
+) -> CompactSummary:
+    """Compact the settled days of ``settings``' local dataset (the caller holds the lock)."""
+    options = CompactOptions(settle=parse_duration(settings.compact_settle), domains=domains)
+    with Manifest.open(settings.state_dir) as manifest:
+        return compact_dataset(settings.dataset_dir, manifest, now=now, options=options)
+
+
 def compact_dataset(
     root: Path,
     manifest: Manifest,
@@ -161,7 +172,7 @@ def compact_dataset(
                 summary.unsettled += 1
                 continue
             names = [p.name for p in part.iterdir() if p.is_file()]
-            choice = choose_files(names, partial(_sources_in, con, part))
+            choice = choose_files(names, partial(held_stems, con, str(part)))
             fresh = [*choice.per_source, *_reingested(con, manifest, part, domain, choice)]
             if not fresh:
                 summary.current += 1
@@ -189,12 +200,11 @@ def _reingested(
     if not choice.compacted or not choice.covered:
         return []
     held = {
-        source_name_stem(n): (n, sha)
-        for n, sha in read_sources(con, part / choice.compacted[0]).items()
+        source_stem(n): (n, sha) for n, sha in read_sources(con, part / choice.compacted[0]).items()
     }
     found = []
     for name in choice.stale:
-        stem = source_stem(name)
+        stem = file_stem(name)
         if stem is None or stem not in held:
             continue
         log_name, sha = held[stem]
@@ -239,8 +249,10 @@ def _clean(
     return len(choice.stale)
 
 
-def _sources_in(con: duckdb.DuckDBPyConnection, part: Path, name: str) -> list[str]:
-    return list(read_sources(con, part / name))
+def held_stems(con: duckdb.DuckDBPyConnection, partition: str, name: str) -> list[str]:
+    """The source stems the compacted file ``partition/name`` holds (``partition`` may be a
+    local directory or a URL a registered file system serves)."""
+    return [source_stem(n) for n in read_sources(con, f"{partition}/{name}")]
 
 
 def read_sources(con: duckdb.DuckDBPyConnection, path: Path | str) -> dict[str, str | None]:
@@ -271,8 +283,6 @@ def _compact_partition(
     *,
     now: datetime,
 ) -> PartitionCompaction:
-    from cdnlogs.dataset import LOG_COLUMNS
-
     columns = ", ".join(name for name, _ in LOG_COLUMNS)
     per_source = _sql_list(str(part / n) for n in fresh)
     new_names = [
@@ -294,7 +304,7 @@ def _compact_partition(
         # A re-ingested source's rows come from its new per-source file, not the old compacted.
         rows_sql = (
             f"SELECT {columns} FROM read_parquet({compacted}) "
-            f"WHERE source_file NOT IN ({_sql_list(new_names) if new_names else 'NULL'})"
+            f"WHERE NOT list_contains({_sql_list(new_names)}::VARCHAR[], source_file)"
             f" UNION ALL {rows_sql}"
         )
     for log_name in new_names:
@@ -350,8 +360,6 @@ def _write_parts(
     opts: CompactOptions,
 ) -> list[str]:
     """COPY the rows into ``staging`` cut at ``target_bytes``; name the parts; check the count."""
-    from cdnlogs.dataset import DEFAULT_ROW_GROUP_SIZE
-
     out = staging / "out"
     metadata = quote_sql(json.dumps(sources, sort_keys=True))
     result = con.execute(
@@ -437,24 +445,27 @@ def _fsync_dir(path: Path) -> None:
 
 
 def compacted_sources(manifest: Manifest, root: Path) -> set[tuple[str, str]]:
-    """(domain, LogName) of every source the ledger says a compacted file of ``root`` holds.
+    """(domain, LogName) of every source a compacted file of ``root`` holds, per the ledger.
 
-    Ingest takes these as present although their per-source file is gone.
+    Ingest takes these as present although their per-source file is gone. A partition whose
+    compacted files are missing (a deleted dataset) does not count.
     """
-    return {
-        (domain, log_name)
-        for (domain, _), record in manifest.compactions(str(Path(root).absolute())).items()
-        for log_name in record.sources
-    }
+    root = Path(root).absolute()
+    found: set[tuple[str, str]] = set()
+    for (domain, day), record in manifest.compactions(str(root)).items():
+        part = root / f"domain={domain}" / f"date={day.isoformat()}"
+        if all((part / name).is_file() for name in record.files):
+            found.update((domain, log_name) for log_name in record.sources)
+    return found
 
 
 __all__ = [
     "DEFAULT_SETTLE",
     "CompactOptions",
     "CompactSummary",
+    "compact_archive",
     "compact_dataset",
     "compacted_sources",
     "is_settled",
     "read_sources",
-    "source_name_stem",
 ]

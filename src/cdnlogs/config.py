@@ -94,6 +94,10 @@ class Settings:
     drop_query: bool = False
     #: Source files ``ingest`` (and ``sync --ingest``) loads at once.
     ingest_jobs: int = DEFAULT_INGEST_JOBS
+    #: A dataset day is compacted this long after its +08:00 end (``cdnlogs compact``).
+    compact_settle: str = "2d"
+    #: ``ingest`` (and ``sync --ingest``) compact the settled days after loading.
+    compact_after_ingest: bool = False
     api_rate: float = DEFAULT_API_RATE
     api_attempts: int = 6
     api_max_wait_seconds: float = 120.0
@@ -380,7 +384,8 @@ def _file_key(name: str) -> str:
 
 
 def _flag_name(name: str) -> str:
-    return {"out_dir": "out", "config_path": "config"}.get(name, name.replace("_", "-"))
+    flags = {"out_dir": "out", "config_path": "config", "compact_settle": "settle"}
+    return flags.get(name, name.replace("_", "-"))
 
 
 def _not_given(value: object) -> bool:
@@ -483,7 +488,7 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         if getattr(settings, name) not in allowed:
             fail(name, f"must be one of {', '.join(allowed)}, got {getattr(settings, name)!r}")
     settings.endpoint = _check_endpoint(settings.endpoint, lambda m: fail("endpoint", m))
-    for name in ("lookback", "retention", "dataset_keep"):
+    for name in ("lookback", "retention", "dataset_keep", "compact_settle"):
         value = getattr(settings, name)
         if value is not None:
             try:

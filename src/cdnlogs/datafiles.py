@@ -33,6 +33,7 @@ DATA_GLOB = "domain=*/date=*/*.parquet"
 #: The Parquet key-value metadata key holding a compacted file's sources (JSON).
 SOURCES_KEY = "cdnlogs_sources"
 COMPACTED_PREFIX = "compacted-"
+#: The name ending of a per-source file's second, small file (the rows the reference parser read).
 REPARSED_SUFFIX = ".reparsed.parquet"
 PARQUET_SUFFIX = ".parquet"
 
@@ -74,7 +75,7 @@ class CompactedName:
         )
 
 
-def source_stem(name: str) -> str | None:
+def file_stem(name: str) -> str | None:
     """The source stem of a per-source file's name; None for a compacted or other file."""
     if not name.endswith(PARQUET_SUFFIX) or CompactedName.parse(name) is not None:
         return None
@@ -123,16 +124,16 @@ def choose_files(names: Iterable[str], sources_of: Callable[[str], Iterable[str]
     """Apply the reader rule to one partition's file names.
 
     :param names: the partition's file names (not paths), as listed.
-    :param sources_of: the LogNames a compacted file holds, given its name (its metadata);
-        called once, for the winning generation's first part, and only when the partition also
-        has per-source files.
+    :param sources_of: the source stems (``dataset.source_stem`` of each LogName) a compacted
+        file holds, given its name (from its metadata); called once, for the winning
+        generation's first part, and only when the partition also has per-source files.
     """
     listed = sorted(set(names))
     winner = complete_generation(listed)
-    per_source = {name: stem for name in listed if (stem := source_stem(name)) is not None}
+    per_source = {name: stem for name in listed if (stem := file_stem(name)) is not None}
     covered: frozenset[str] = frozenset()
     if winner and per_source:
-        covered = frozenset(source_name_stem(s) for s in sources_of(winner[0]))
+        covered = frozenset(sources_of(winner[0]))
     read = [*winner, *(name for name, stem in per_source.items() if stem not in covered)]
     stale = [
         name
@@ -140,11 +141,3 @@ def choose_files(names: Iterable[str], sources_of: Callable[[str], Iterable[str]
         if name not in read and (name in per_source or CompactedName.parse(name) is not None)
     ]
     return Choice(read=tuple(read), stale=tuple(stale), compacted=winner, covered=covered)
-
-
-def source_name_stem(log_name: str) -> str:
-    """A LogName without ``.gz`` / ``.log``: the stem of its per-source Parquet file."""
-    for suffix in (".gz", ".log"):
-        if log_name.endswith(suffix):
-            return log_name[: -len(suffix)]
-    return log_name

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import shutil
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from cdnlogs.datafiles import DATA_GLOB, choose_files
+from cdnlogs.datafiles import REPARSED_SUFFIX as REPARSED_SUFFIX
 from cdnlogs.models import PROVIDER_TZ
 
 #: The dataset's columns, in file order, with their DuckDB (and Parquet) types.
@@ -54,8 +57,6 @@ REJECT_COLUMNS: tuple[tuple[str, str], ...] = (
 #: The Hive partition columns the views add (they are not stored inside the files).
 PARTITION_COLUMNS: tuple[tuple[str, str], ...] = (("domain", "VARCHAR"), ("date", "DATE"))
 REJECTS_DIR = "_rejects"
-#: The name ending of the second, small file holding the rows the reference parser re-read.
-REPARSED_SUFFIX = ".reparsed.parquet"
 DEFAULT_THREADS = 2
 #: DuckDB's memory limit for queries (report, query, export).
 DEFAULT_MEMORY_LIMIT = "768MB"
@@ -142,13 +143,22 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
 
     Both have the partition columns ``domain VARCHAR`` and (``logs`` only) ``date DATE``, and
     are empty typed views while the dataset has no files.
+
+    ``logs`` reads the files ``cdnlogs.datafiles.choose_files`` picks in each partition: while
+    a compaction's old files are still there (an interrupted run, or the moment between adding
+    the new generation and removing what it replaced where no atomic swap is possible), the
+    view lists the files to read explicitly, as found now; otherwise it is the plain glob.
     """
     root = Path(root).absolute()
     hive = "hive_partitioning=true, hive_types={'domain': 'VARCHAR', 'date': 'DATE'}"
-    if _has_files(root, "domain=*/date=*/*.parquet"):
-        glob = quote_sql(str(root / "domain=*" / "date=*" / "*.parquet"))
-        names = ", ".join(name for name, _ in LOG_COLUMNS + PARTITION_COLUMNS)
+    names = ", ".join(name for name, _ in LOG_COLUMNS + PARTITION_COLUMNS)
+    chosen = _chosen_files(con, root)
+    if chosen is None:
+        glob = quote_sql(str(root / DATA_GLOB))
         logs = f"SELECT {names} FROM read_parquet({glob}, {hive})"
+    elif chosen:
+        con.execute(f"SET VARIABLE {_FILES_VARIABLE} = $1", [chosen])
+        logs = f"SELECT {names} FROM read_parquet(getvariable('{_FILES_VARIABLE}'), {hive})"
     else:
         logs = _empty_view(LOG_COLUMNS + PARTITION_COLUMNS)
     if _has_files(root, f"{REJECTS_DIR}/domain=*/*.parquet"):
@@ -162,6 +172,30 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path) -> None:
         rejects = _empty_view((*REJECT_COLUMNS, ("domain", "VARCHAR")))
     con.execute(f"CREATE OR REPLACE VIEW logs AS {logs}")
     con.execute(f"CREATE OR REPLACE VIEW rejects AS {rejects}")
+
+
+#: The session variable holding the explicit file list of the ``logs`` view.
+_FILES_VARIABLE = "cdnlogs_logs_files"
+
+
+def _chosen_files(con: duckdb.DuckDBPyConnection, root: Path) -> list[str] | None:
+    """The data files to read, or None when the plain glob reads exactly those.
+
+    Lists each partition; only a partition holding compacted files can have files not to
+    read (``datafiles.choose_files``), so the others cost one directory listing.
+    """
+    from cdnlogs.compaction import held_stems
+
+    chosen: list[str] = []
+    skipped = False
+    for part in sorted(root.glob("domain=*/date=*")):
+        if not part.is_dir():
+            continue
+        listed = [p.name for p in part.iterdir() if p.name.endswith(".parquet") and p.is_file()]
+        choice = choose_files(listed, partial(held_stems, con, str(part)))
+        skipped = skipped or bool(choice.stale)
+        chosen.extend(str(part / name) for name in choice.read)
+    return chosen if skipped or not chosen else None
 
 
 def connect(

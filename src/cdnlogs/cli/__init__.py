@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
     "query": "analysis",
     "export": "analysis",
     "report": "report",
+    "compact": "analysis",
 }
 
 

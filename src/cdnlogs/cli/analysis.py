@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import duckdb
@@ -27,6 +27,9 @@ from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
 from cdnlogs.ingest import DEFAULT_JOBS, IngestSummary, ingest_archive
 from cdnlogs.lock import ArchiveLock
+
+if TYPE_CHECKING:
+    from cdnlogs.compaction import CompactSummary
 from cdnlogs.timeutil import parse_duration, parse_when
 
 #: Rows ``query --format table`` shows before saying how many it left out.
@@ -66,6 +69,13 @@ def dataset_option(func: Any) -> Any:
     help="Source files ingested at once (they share DuckDB's threads and memory limit). "
     f"Default {DEFAULT_JOBS}. [env: CDNLOGS_INGEST_JOBS]",
 )
+@click.option(
+    "--compact",
+    is_flag=True,
+    default=None,
+    help="Then compact the settled days (as `cdnlogs compact`). "
+    "[env: CDNLOGS_COMPACT_AFTER_INGEST]",
+)
 @config_option
 @json_option
 @click.pass_obj
@@ -77,6 +87,7 @@ def ingest_command(
     drop_query: bool | None,
     keep: str | None,
     jobs: int | None,
+    compact: bool | None,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -94,19 +105,34 @@ def ingest_command(
         drop_query=drop_query or None,
         dataset_keep=keep,
         ingest_jobs=jobs,
+        compact_after_ingest=compact,
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
+    compacted = None
     with ArchiveLock(settings.state_dir, purpose="ingest"):
         summary = ingest_archive(settings, now=datetime.now(UTC))
-    _report_ingest(app, summary, as_json=as_json)
+        if settings.compact_after_ingest:
+            from cdnlogs.compaction import compact_archive
+
+            compacted = compact_archive(settings, now=datetime.now(UTC))
+    _report_ingest(app, summary, as_json=as_json, compacted=compacted)
     if summary.failed:
         sys.exit(ExitStatus.PARTIAL)
 
 
-def _report_ingest(app: AppContext, summary: IngestSummary, *, as_json: bool) -> None:
+def _report_ingest(
+    app: AppContext,
+    summary: IngestSummary,
+    *,
+    as_json: bool,
+    compacted: CompactSummary | None = None,
+) -> None:
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2), file=app.stdout)
+        data = summary.to_dict()
+        if compacted is not None:
+            data["compaction"] = compacted.to_dict()
+        click.echo(json.dumps(data, indent=2), file=app.stdout)
         return
     rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(
@@ -126,8 +152,62 @@ def _report_ingest(app: AppContext, summary: IngestSummary, *, as_json: bool) ->
         )
     for part in summary.removed_partitions:
         click.echo(f"Removed {part} (older than --keep).", file=app.stdout)
+    if compacted is not None:
+        _report_compact(app, compacted)
     for domain, log_name, error in summary.failed:
         click.echo(f"failed: {domain} {log_name}: {error}", err=True)
+
+
+@cli.command("compact")
+@out_option
+@dataset_option
+@domain_filter_option("Only this domain; repeat or comma-separate for several.")
+@click.option(
+    "--settle",
+    default=None,
+    metavar="WHEN",
+    help="Compact a day this long after its +08:00 end, when no late file is expected "
+    "(default 2d). [env: CDNLOGS_COMPACT_SETTLE]",
+)
+@config_option
+@json_option
+@click.pass_obj
+def compact_command(
+    app: AppContext,
+    out_dir: Path | None,
+    dataset: Path | None,
+    domains: tuple[str, ...],
+    settle: str | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Merge each settled day's per-source Parquet files into one file (or a few of ~128 MB).
+
+    Readers see the old files or the new ones, never both; the ledger keeps which sources a
+    compacted file holds, so ingest stays idempotent, and a late or re-downloaded file for a
+    compacted day is folded in by the next compaction.
+    """
+    from cdnlogs.compaction import compact_archive
+
+    settings = make_settings(config_path, out_dir=out_dir, dataset=dataset, compact_settle=settle)
+    with ArchiveLock(settings.state_dir, purpose="compact"):
+        summary = compact_archive(settings, now=datetime.now(UTC), domains=domains)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2), file=app.stdout)
+    else:
+        _report_compact(app, summary)
+
+
+def _report_compact(app: AppContext, summary: CompactSummary) -> None:
+    rows = sum(p.rows for p in summary.compacted)
+    replaced = sum(p.replaced for p in summary.compacted)
+    click.echo(
+        f"Compacted {len(summary.compacted)} day(s): {replaced} file(s) into "
+        f"{sum(len(p.files) for p in summary.compacted)}, {rows:,} rows, in "
+        f"{summary.seconds:.1f}s ({summary.current} already compacted, "
+        f"{summary.unsettled} not settled yet).",
+        file=app.stdout,
+    )
 
 
 def _dataset_root(config_path: Path | None, out_dir: Path | None, dataset: Path | None) -> Path:

@@ -123,7 +123,12 @@ def _ingest_after_sync(settings: Settings) -> IngestSummary:
 
     # The sync released its lock; take it again so no other sync or ingest runs alongside.
     with ArchiveLock(settings.state_dir, purpose="ingest"):
-        return ingest_archive(settings, now=datetime.now(UTC))
+        summary = ingest_archive(settings, now=datetime.now(UTC))
+        if settings.compact_after_ingest:
+            from cdnlogs.compaction import compact_archive
+
+            compact_archive(settings, now=datetime.now(UTC))
+        return summary
 
 
 @cli.command("demo")

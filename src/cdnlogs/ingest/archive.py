@@ -58,6 +58,7 @@ def ingest_archive(
     The caller holds the archive lock (``sync --ingest`` already does).
     A file that cannot be read is listed in ``failed`` and the others go on.
     """
+    from cdnlogs.compaction import compacted_sources
     from cdnlogs.manifest import Manifest, Status
 
     started = time.monotonic()
@@ -73,6 +74,7 @@ def ingest_archive(
     with Manifest.open(settings.state_dir) as manifest:
         todo = manifest.files_to_ingest()
         queued = {(r.domain, r.log_name) for r in todo}
+        compacted = compacted_sources(manifest, root)  # in a compacted file, not their own
         # A done file whose Parquet file is missing from this dataset (a new --dataset, or a
         # deleted one) is ingested again, unless --keep has aged its day out on purpose.
         for record in manifest.records(status=Status.DONE):
@@ -84,7 +86,7 @@ def ingest_archive(
             parquet = (
                 partition_dir(root, record.domain, day) / f"{source_stem(record.log_name)}.parquet"
             )
-            if not parquet.exists():
+            if not parquet.exists() and (record.domain, record.log_name) not in compacted:
                 todo.append(record)
         if todo:
             with Ingester(root, opts) as ingester:
