@@ -18,7 +18,7 @@ DAY_START = datetime(2024, 2, 29, 16, tzinfo=UTC)
 
 #: Requests and bytes per domain and day, the figures every engine must agree on.
 TOTALS_SQL = (
-    "SELECT domain, CAST(date AS VARCHAR), count(*), coalesce(sum(response_bytes), 0) "
+    "SELECT domain, CAST(date AS STRING), count(*), coalesce(sum(response_bytes), 0) "
     "FROM {logs} GROUP BY domain, date"
 )
 
