@@ -1,13 +1,17 @@
-"""Shared fixtures: a clean environment for every test."""
+"""Shared fixtures: a clean environment for every test, and a real S3 API server."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-_CLEARED_PREFIXES = ("ALIBABA_CLOUD_", "ALIBABACLOUD_", "ALICLOUD_", "CDNLOGS_")
+if TYPE_CHECKING:  # moto and boto3 are imported only by the tests that use the server
+    from s3server import S3Server
+
+_CLEARED_PREFIXES = ("ALIBABA_CLOUD_", "ALIBABACLOUD_", "ALICLOUD_", "CDNLOGS_", "AWS_")
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +25,30 @@ def clean_environ(
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
     yield
+
+
+#: The bucket the ``s3`` fixture creates empty for each test.
+S3_BUCKET = "cdnlogs-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 (a free port), started once for the session."""
+    from s3server import S3Server
+
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server emptied, faults off, bucket ``S3_BUCKET`` created, the AWS chain's env set."""
+    if not s3_server.running:  # a test stopped it to play a dead store
+        s3_server.start()
+    s3_server.reset()
+    s3_server.create_bucket(S3_BUCKET)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

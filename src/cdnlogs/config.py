@@ -56,6 +56,8 @@ API_VERSIONS = ("2018-05-10", "2014-11-11")
 SIGNATURE_ALGORITHMS = ("v3", "v2")
 FORMATS = ("log", "gz")
 LOG_SCHEMES = ("https", "http")
+STORE_ADDRESSING_STYLES = ("auto", "virtual", "path")
+STORE_CREDENTIALS = ("auto", "s3", "aliyun")
 
 
 @dataclass
@@ -106,6 +108,23 @@ class Settings:
     read_timeout_seconds: float = 60.0
     #: Extra request parameters from a legacy aliyun.ini ``[Select]`` section (LogDay, ...).
     legacy_params: dict[str, str] = field(default_factory=dict)
+    #: Object store for the raw archive, ``s3://bucket/prefix`` (see docs/storage.md).
+    store: str | None = None
+    #: S3 API endpoint with scheme; None: AWS's for the region.
+    store_endpoint: str | None = None
+    store_region: str | None = None
+    #: ``auto``, ``virtual`` or ``path``; an ``aliyuncs.com`` endpoint needs (and gets) virtual.
+    store_addressing_style: str = "auto"
+    #: ``auto`` (the Alibaba AccessKey for aliyuncs.com, else the S3 chain), ``s3`` or ``aliyun``.
+    store_credentials: str = "auto"
+    #: Tries per store request (botocore's standard retry mode; includes the first).
+    store_attempts: int = 5
+    #: Delete a file's local copy once it is verified in the store.
+    store_drop_local: bool = False
+    #: ``K/N``: this worker takes the domains whose stable hash falls in shard K (0-based) of N.
+    shard: str | None = None
+    #: N shards with K from ``$JOB_COMPLETION_INDEX`` (a Kubernetes Indexed Job).
+    shards: int | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -465,7 +484,13 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         error = UsageError if where.startswith("option --") else ConfigError
         raise error(f"{where}: {message}")
 
-    for name in ("concurrency", "api_attempts", "download_attempts", "ingest_jobs"):
+    for name in (
+        "concurrency",
+        "api_attempts",
+        "download_attempts",
+        "ingest_jobs",
+        "store_attempts",
+    ):
         if getattr(settings, name) < 1:
             fail(name, f"must be at least 1, got {getattr(settings, name)}")
     if settings.api_rate < 0:
@@ -478,6 +503,8 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
         "log_scheme": LOG_SCHEMES,
         "api_version": API_VERSIONS,
         "signature_algorithm": SIGNATURE_ALGORITHMS,
+        "store_addressing_style": STORE_ADDRESSING_STYLES,
+        "store_credentials": STORE_CREDENTIALS,
     }
     settings.signature_algorithm = _SIGNATURE_ALIASES.get(
         settings.signature_algorithm.lower(), settings.signature_algorithm
@@ -512,6 +539,32 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
     for domain in settings.domains:
         if any(c.isspace() or c in "/\\?#" for c in domain):
             fail("domains", f"not a domain name: {domain!r}")
+    _validate_store_and_shard(settings, fail)
+
+
+def _validate_store_and_shard(settings: Settings, fail: typing.Callable[[str, str], None]) -> None:
+    # Imported here: both modules import this one for Settings.
+    from cdnlogs.shard import parse_shard
+    from cdnlogs.store import parse_store_url
+
+    if settings.store is not None:
+        try:
+            settings.store = str(parse_store_url(settings.store))
+        except CdnLogsError as exc:
+            fail("store", exc.message)
+    if settings.store_endpoint is not None:
+        if "@" in urlsplit(settings.store_endpoint.strip()).netloc:
+            fail("store_endpoint", "must not carry credentials (use the credential chain)")
+        settings.store_endpoint = _check_endpoint(
+            settings.store_endpoint, lambda m: fail("store_endpoint", m)
+        )
+    if settings.shards is not None and settings.shards < 1:
+        fail("shards", f"must be at least 1, got {settings.shards}")
+    if settings.shard is not None:
+        try:
+            parse_shard(settings.shard)
+        except CdnLogsError as exc:
+            fail("shard", exc.message)
 
 
 _SIGNATURE_ALIASES = {

@@ -17,6 +17,11 @@ The whole tree::
     │   ├── RemoteNotFoundError       5  the log host keeps answering 404 for the file
     │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
     ├── PartialSyncError              5  some files failed after retries; the rest were kept
+    ├── StoreError                    4  the object store refused a call or cannot be reached
+    │   ├── StoreAccessError          4  access denied, unknown access key, bad signature
+    │   └── StoreUnreachableError     4  no connection to the store's endpoint (or it timed out)
+    ├── StoreConfigError              3  (a ConfigError) the store URL names no bucket there,
+    │                                    or the wrong region
     ├── ManifestError                 1  the SQLite ledger is unusable
     │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
     │   └── LockedError               1  another sync holds the archive lock
@@ -156,6 +161,27 @@ class PartialSyncError(CdnLogsError):
     """Some files failed after retries; every other file was kept and recorded."""
 
     exit_code = ExitStatus.PARTIAL
+
+
+class StoreError(CdnLogsError):
+    """The object store (S3, OSS) refused a call, or answered badly after every retry.
+
+    Messages name the ``s3://`` URL and the endpoint, never a credential.
+    """
+
+    exit_code = ExitStatus.API
+
+
+class StoreAccessError(StoreError):
+    """Access denied, an unknown access key or a bad signature."""
+
+
+class StoreUnreachableError(StoreError):
+    """The store's endpoint cannot be reached (refused, DNS, timeout)."""
+
+
+class StoreConfigError(ConfigError):
+    """The store settings name something that is not there: no such bucket, the wrong region."""
 
 
 class ManifestError(CdnLogsError):

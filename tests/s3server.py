@@ -1,0 +1,161 @@
+"""A real S3 API server for tests: moto's ThreadedMotoServer on 127.0.0.1, a free port.
+
+It speaks the S3 wire protocol to s3fs/botocore like any store would. :class:`S3Faults` are
+switches a test flips at run time, applied by a WSGI layer in front of moto:
+
+* ``put_errors``: answer this many object PUTs (or multipart part uploads) with
+  ``500 InternalError`` before storing anything; ``put_errors_after`` lets that many through first;
+* ``hold_after_put``: the PUT number N (1-based) is stored, then its response is held until
+  ``release`` is set: the client's process can be killed between "in the store" and "recorded";
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+ACCESS_KEY = "testing-key"
+SECRET_KEY = "testing-secret"
+
+_StartResponse = Callable[..., Any]
+_ERROR_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+    "<Message>{message}</Message><RequestId>req-{n}</RequestId></Error>"
+)
+
+
+@dataclass
+class S3Faults:
+    """Fault switches (see the module docstring)."""
+
+    put_errors: int = 0
+    put_errors_after: int = 0
+    hold_after_put: int | None = None
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    puts_seen: int = 0
+    errors_sent: int = 0
+
+    def clear(self) -> None:
+        """Every switch off, counters at zero."""
+        self.put_errors = self.put_errors_after = self.puts_seen = self.errors_sent = 0
+        self.hold_after_put = None
+        self.held.clear()
+        self.release.set()
+        self.release = threading.Event()
+
+
+class _FaultLayer:
+    def __init__(self, app: Any, faults: S3Faults) -> None:
+        self.app = app
+        self.faults = faults
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        faults = self.faults
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/moto-api"):
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        is_object_put = environ["REQUEST_METHOD"] == "PUT" and path.strip("/").count("/") >= 1
+        if not is_object_put:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        with self.lock:
+            faults.puts_seen += 1
+            number = faults.puts_seen
+            failing = faults.put_errors > 0 and number > faults.put_errors_after
+            if failing:
+                faults.put_errors -= 1
+                faults.errors_sent += 1
+        if failing:
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            return self._error(start_response, "500 Internal Server Error", "InternalError", "x")
+        if faults.hold_after_put != number:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda _data: None
+
+        body = b"".join(self.app(environ, capture))
+        faults.held.set()  # the object is in the store; the client has no answer yet
+        faults.release.wait(timeout=60)
+        start_response(captured["status"], captured["headers"])
+        return [body]
+
+    @staticmethod
+    def _error(start_response: _StartResponse, status: str, code: str, message: str) -> list[bytes]:
+        body = _ERROR_XML.format(code=code, message=message, n=threading.get_ident()).encode()
+        start_response(
+            status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+
+class S3Server:
+    """moto on 127.0.0.1:<free port>, with fault switches; start once, reset per test."""
+
+    def __init__(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.faults = S3Faults()
+        self.running = False
+
+    def start(self) -> None:
+        self._server.start()
+        inner = self._server._server  # werkzeug's server: wrap its WSGI app with the faults
+        assert inner is not None
+        inner.app = _FaultLayer(inner.app, self.faults)
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self.running = True
+
+    def stop(self) -> None:
+        self.faults.release.set()
+        if self.running:
+            self._server.stop()
+            self.running = False
+
+    def reset(self) -> None:
+        """Forget every bucket and object, and clear the faults (~20 ms)."""
+        self.faults.clear()
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=10).raise_for_status()
+
+    def client(self) -> Any:
+        """A boto3 client for the test's own checks (not the code under test)."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, bytes]:
+        """Every object under ``prefix``: key -> bytes."""
+        client = self.client()
+        result: dict[str, bytes] = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                result[key] = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return result
+
+    def env(self) -> dict[str, str]:
+        """The environment a client process needs: the S3 credential chain's variables."""
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
