@@ -21,7 +21,11 @@ from cdnlogs.compaction import CompactOptions, compact_dataset
 from cdnlogs.config import Settings
 from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
+from cdnlogs.publish import publish_dataset
+from cdnlogs.store import open_store
+from conftest import S3_BUCKET
 from dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive
+from s3server import S3Server
 
 Totals = dict[tuple[str, str], tuple[int, int]]
 #: The exact glob of the data files; a looser ``*/*/*.parquet`` also matches _rejects/.
@@ -128,3 +132,28 @@ def test_chdb_reads_the_hive_layout_with_the_exact_glob(dataset: tuple[Path, Tot
     rejected = chdb.query(f"SELECT count() FROM file('{root}/_rejects/*/*.parquet') {plain}", "CSV")
     requests = sum(n for n, _ in expected.values())
     assert int(loose.bytes()) == requests + int(rejected.bytes()) > requests
+
+
+def test_spark_reads_the_published_objects(
+    spark: object, dataset: tuple[Path, Totals], s3: S3Server, tmp_path: Path
+) -> None:
+    """The dataset published to a store, fetched as is (what `aws s3 sync` or s3a:// would
+    see: Spark's s3a needs hadoop-aws jars, which no PyPI package ships), reads the same."""
+    from pyspark.sql import SparkSession
+
+    assert isinstance(spark, SparkSession)
+    root, expected = dataset
+    settings = Settings(
+        dataset=f"s3://{S3_BUCKET}/ds", store_endpoint=s3.endpoint, store_region="us-east-1"
+    )
+    store = open_store(settings, settings.dataset_url)
+    with Manifest.open(tmp_path / "state") as manifest:
+        publish_dataset(root, store, manifest)
+    copy = tmp_path / "copy"
+    for key, data in s3.objects(S3_BUCKET, "ds/").items():
+        target = copy / key.removeprefix("ds/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    spark.read.parquet(str(copy)).createOrReplaceTempView("published")
+    rows = spark.sql(TOTALS_SQL.format(logs="published")).collect()
+    assert {(r[0], r[1]): (r[2], r[3]) for r in rows} == expected

@@ -88,8 +88,9 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
 #: The dataset's tables, added without a schema version bump: an older cdnlogs ignores tables it
 #: does not know, and ``CREATE TABLE IF NOT EXISTS`` adds them when a newer one opens the ledger.
 #: ``compactions``: one row per compacted partition (its current generation, the files it is
-#: made of and the sources, LogName -> sha256, it holds). ``published``: each dataset file
-#: uploaded to a store, recorded only after the upload succeeded.
+#: made of and the sources, LogName -> sha256, it holds). ``published``: each dataset file put
+#: to a store: recorded with ``uploaded = 0`` before the upload (so a crash leaves the key
+#: known, to be deleted or put again) and ``uploaded = 1`` only after the store verified it.
 _DATASET_TABLES = """
 CREATE TABLE IF NOT EXISTS compactions (
     dataset      TEXT NOT NULL,
@@ -107,6 +108,7 @@ CREATE TABLE IF NOT EXISTS published (
     key          TEXT NOT NULL,
     size         INTEGER NOT NULL,
     mtime_ns     INTEGER NOT NULL,
+    uploaded     INTEGER NOT NULL,
     published_at TEXT NOT NULL,
     PRIMARY KEY (store, key)
 );
@@ -147,12 +149,14 @@ class CompactionRecord:
 
 @dataclass(frozen=True)
 class PublishedFile:
-    """A dataset file uploaded to a store: its key under the store URL, and the local file's
-    size and mtime at upload (a file rewritten in place has a new mtime)."""
+    """A dataset file put to a store: its path under the dataset URL, the local file's size
+    and mtime at upload (a file rewritten in place has a new mtime), and whether the upload
+    was verified (False: it was about to be uploaded when the run stopped)."""
 
     key: str
     size: int
     mtime_ns: int
+    uploaded: bool = True
 
 
 @dataclass(frozen=True)
@@ -641,17 +645,19 @@ class Manifest:
             )
 
     def published(self, store: str) -> dict[str, PublishedFile]:
-        """The dataset files recorded as uploaded under ``store``, by key."""
-        rows = self._query("SELECT key, size, mtime_ns FROM published WHERE store = ?", (store,))
-        return {key: PublishedFile(key, size, mtime) for key, size, mtime in rows}
+        """The dataset files recorded as put (or about to be) under ``store``, by key."""
+        rows = self._query(
+            "SELECT key, size, mtime_ns, uploaded FROM published WHERE store = ?", (store,)
+        )
+        return {k: PublishedFile(k, size, mtime, bool(up)) for k, size, mtime, up in rows}
 
     def record_published(self, store: str, files: Iterable[PublishedFile]) -> None:
-        """Record uploads that succeeded (call only after the store has the bytes)."""
+        """Record puts: with ``uploaded`` False before the upload, True once it is verified."""
         with self._transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO published (store, key, size, mtime_ns, published_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(store, f.key, f.size, f.mtime_ns, self._now()) for f in files],
+                "INSERT OR REPLACE INTO published (store, key, size, mtime_ns, uploaded,"
+                " published_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(store, f.key, f.size, f.mtime_ns, int(f.uploaded), self._now()) for f in files],
             )
 
     def forget_published(self, store: str, keys: Iterable[str]) -> None:

@@ -16,13 +16,14 @@ import duckdb
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
+    DATASET_LOCATION,
     config_option,
     domain_filter_option,
     json_option,
     make_settings,
     out_option,
 )
-from cdnlogs.dataset import connect
+from cdnlogs.dataset import RemoteDataset, connect, dataset_root
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
 from cdnlogs.ingest import DEFAULT_JOBS, IngestSummary, ingest_archive
@@ -30,6 +31,8 @@ from cdnlogs.lock import ArchiveLock
 
 if TYPE_CHECKING:
     from cdnlogs.compaction import CompactSummary
+    from cdnlogs.config import Settings
+    from cdnlogs.publish import PublishSummary
 from cdnlogs.timeutil import parse_duration, parse_when
 
 #: Rows ``query --format table`` shows before saying how many it left out.
@@ -37,12 +40,13 @@ TABLE_ROW_LIMIT = 1000
 
 
 def dataset_option(func: Any) -> Any:
-    """``--dataset PATH``: the Parquet dataset root."""
+    """``--dataset PATH|s3://BUCKET/PREFIX``: the Parquet dataset root."""
     return click.option(
         "--dataset",
-        type=click.Path(path_type=Path, file_okay=False),
+        type=DATASET_LOCATION,
         default=None,
-        help="Parquet dataset root (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
+        help="Parquet dataset root (default OUT/.cdnlogs/dataset), or s3://bucket/prefix on a "
+        "store (ingest publishes there, query/export read it). [env: CDNLOGS_DATASET]",
     )(func)
 
 
@@ -82,7 +86,7 @@ def dataset_option(func: Any) -> Any:
 def ingest_command(
     app: AppContext,
     out_dir: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     anonymize_ip: bool | None,
     drop_query: bool | None,
     keep: str | None,
@@ -116,7 +120,8 @@ def ingest_command(
             from cdnlogs.compaction import compact_archive
 
             compacted = compact_archive(settings, now=datetime.now(UTC))
-    _report_ingest(app, summary, as_json=as_json, compacted=compacted)
+        published = _publish(settings)
+    _report_ingest(app, summary, as_json=as_json, compacted=compacted, published=published)
     if summary.failed:
         sys.exit(ExitStatus.PARTIAL)
 
@@ -127,11 +132,14 @@ def _report_ingest(
     *,
     as_json: bool,
     compacted: CompactSummary | None = None,
+    published: PublishSummary | None = None,
 ) -> None:
     if as_json:
         data = summary.to_dict()
         if compacted is not None:
             data["compaction"] = compacted.to_dict()
+        if published is not None:
+            data["publish"] = published.to_dict()
         click.echo(json.dumps(data, indent=2), file=app.stdout)
         return
     rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
@@ -154,6 +162,8 @@ def _report_ingest(
         click.echo(f"Removed {part} (older than --keep).", file=app.stdout)
     if compacted is not None:
         _report_compact(app, compacted)
+    if published is not None:
+        _report_publish(app, published)
     for domain, log_name, error in summary.failed:
         click.echo(f"failed: {domain} {log_name}: {error}", err=True)
 
@@ -175,7 +185,7 @@ def _report_ingest(
 def compact_command(
     app: AppContext,
     out_dir: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     domains: tuple[str, ...],
     settle: str | None,
     config_path: Path | None,
@@ -192,10 +202,34 @@ def compact_command(
     settings = make_settings(config_path, out_dir=out_dir, dataset=dataset, compact_settle=settle)
     with ArchiveLock(settings.state_dir, purpose="compact"):
         summary = compact_archive(settings, now=datetime.now(UTC), domains=domains)
+        published = _publish(settings)
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2), file=app.stdout)
+        data = summary.to_dict()
+        if published is not None:
+            data["publish"] = published.to_dict()
+        click.echo(json.dumps(data, indent=2), file=app.stdout)
     else:
         _report_compact(app, summary)
+        if published is not None:
+            _report_publish(app, published)
+
+
+def _publish(settings: Settings) -> PublishSummary | None:
+    """Upload the local dataset's changes to its s3:// URL (when the dataset has one)."""
+    if settings.dataset_url is None:
+        return None
+    from cdnlogs.publish import publish_archive_dataset
+
+    return publish_archive_dataset(settings)
+
+
+def _report_publish(app: AppContext, summary: PublishSummary) -> None:
+    click.echo(
+        f"Published to {summary.url}: {summary.uploaded} file(s) uploaded "
+        f"({summary.uploaded_bytes:,} bytes), {summary.deleted} deleted, "
+        f"{summary.unchanged} unchanged.",
+        file=app.stdout,
+    )
 
 
 def _report_compact(app: AppContext, summary: CompactSummary) -> None:
@@ -210,9 +244,10 @@ def _report_compact(app: AppContext, summary: CompactSummary) -> None:
     )
 
 
-def _dataset_root(config_path: Path | None, out_dir: Path | None, dataset: Path | None) -> Path:
-    settings = make_settings(config_path, out_dir=out_dir, dataset=dataset)
-    return settings.dataset_dir
+def _dataset_root(
+    config_path: Path | None, out_dir: Path | None, dataset: Path | str | None
+) -> Path | RemoteDataset:
+    return dataset_root(make_settings(config_path, out_dir=out_dir, dataset=dataset))
 
 
 @cli.command("query")
@@ -233,7 +268,7 @@ def query_command(
     app: AppContext,
     sql: str,
     out_dir: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     fmt: str,
     config_path: Path | None,
 ) -> None:
@@ -339,7 +374,7 @@ def export_command(
     since: str | None,
     until: str | None,
     out_dir: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     config_path: Path | None,
 ) -> None:
     """Export dataset rows as CSV, JSON lines, Parquet, or Combined Log Format (clf)."""

@@ -14,6 +14,7 @@ import click
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
+    DATASET_LOCATION,
     api_options,
     domain_option,
     json_option,
@@ -60,9 +61,10 @@ DEFAULT_DEMO_OUT = Path("./cdnlogs-demo")
 )
 @click.option(
     "--dataset",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=DATASET_LOCATION,
     default=None,
-    help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
+    help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset), or s3://bucket/prefix "
+    "to publish it to. [env: CDNLOGS_DATASET]",
 )
 @api_options
 @json_option
@@ -81,7 +83,7 @@ def sync_command(
     api: dict[str, Any],
     as_json: bool,
     ingest: bool,
-    dataset: Path | None,
+    dataset: Path | str | None,
 ) -> None:
     """Download every log file of the window the archive lacks, verified, into --out.
 
@@ -128,6 +130,10 @@ def _ingest_after_sync(settings: Settings) -> IngestSummary:
             from cdnlogs.compaction import compact_archive
 
             compact_archive(settings, now=datetime.now(UTC))
+        if settings.dataset_url is not None:
+            from cdnlogs.publish import publish_archive_dataset
+
+            publish_archive_dataset(settings)
         return summary
 
 
