@@ -96,13 +96,13 @@ def test_ingest_publishes_and_query_report_export_read_the_store(
         assert code == 0, err
         rows = [list(r.values()) for r in json.loads(text)]
         assert {(r[0], r[1]): (r[2], r[3]) for r in rows} == expected
-    reports = []
+    reports: list[Any] = []
     for dataset in (URL, str(local_root)):
         code, text, err = _invoke(["report", "--dataset", dataset, "--json"])
         assert code == 0, err
         reports.append(json.loads(text))
     assert reports[0] == reports[1]
-    exports = []
+    exports: list[list[str]] = []
     for dataset in (URL, str(local_root)):
         target = tmp_path / f"export-{len(exports)}.csv"
         code, _, err = _invoke(
