@@ -16,6 +16,7 @@ from cdnlogs.cli import cli
 from cdnlogs.compaction import CompactOptions, compact_dataset, is_settled
 from cdnlogs.config import Settings
 from cdnlogs.datafiles import CompactedName, choose_files
+from cdnlogs.dataset import data_files
 from cdnlogs.errors import UsageError
 from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
@@ -181,6 +182,12 @@ def test_left_overs_of_an_interrupted_run_are_cleaned(tmp_path: Path) -> None:
             str(settings.dataset_dir.absolute()), DOMAINS[0], datetime(2024, 3, 1).date()
         )
     assert totals(settings.dataset_dir) == before  # the reader rule: covered files not read
+    con = duckdb.connect()
+    assert [
+        Path(f).name
+        for f in data_files(con, settings.dataset_dir)
+        if f"date={DAY}" in f and DOMAINS[0] in f
+    ] == [n for n in _names(settings, DOMAINS[0]) if n.startswith("compacted-")]
     summary = _compact(settings)
     assert (summary.compacted, summary.cleaned) == ([], len(kept))
     assert not staging.exists()

@@ -229,6 +229,21 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path | RemoteDataset) -> 
     con.execute(f"CREATE OR REPLACE VIEW rejects AS {rejects}")
 
 
+def data_files(con: duckdb.DuckDBPyConnection, root: Path | RemoteDataset) -> list[str]:
+    """The data files a reader counts now (the reader rule applied), as paths or URLs.
+
+    For code that reads the files one by one (per-file rollups, say) instead of the ``logs``
+    view: a plain glob would also take the files a compaction replaced but has not removed yet.
+    """
+    if isinstance(root, RemoteDataset):
+        return _remote_files(con, root)[0]
+    root = Path(root).absolute()
+    chosen = _chosen_files(con, root)
+    if chosen is not None:
+        return chosen
+    return [str(p) for p in sorted(root.glob(DATA_GLOB)) if p.is_file()]
+
+
 #: The session variables holding the explicit file lists of the views.
 _FILES_VARIABLE = "cdnlogs_logs_files"
 _REJECTS_VARIABLE = "cdnlogs_rejects_files"
