@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test check lint typecheck browser bench clean
+.PHONY: demo test check lint typecheck browser java bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium goaccess; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium goaccess; fi; }
 
+# Java 17 from Debian's packages, for the Spark test (tests/test_engines.py reads the dataset
+# with pyspark in local mode; the test points JAVA_HOME at /usr/lib/jvm/java-17-openjdk-*).
+java:
+	@ls -d /usr/lib/jvm/java-17-openjdk-*/bin/java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
@@ -32,7 +39,7 @@ typecheck: $(STAMP)
 
 check: lint typecheck
 
-test: $(STAMP) browser check
+test: $(STAMP) browser java check
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -111,12 +111,18 @@ class Settings:
     layout: str = DEFAULT_LAYOUT
     #: Raw log retention applied after each sync (``None`` keeps everything).
     retention: str | None = None
-    dataset: Path | None = None
+    #: The dataset: a local directory, or an ``s3://bucket/prefix`` URL (a str) it is
+    #: published to (ingest works in the local ``dataset_dir`` and uploads).
+    dataset: Path | str | None = None
     dataset_keep: str | None = None
     anonymize_ip: bool = False
     drop_query: bool = False
     #: Source files ``ingest`` (and ``sync --ingest``) loads at once.
     ingest_jobs: int = DEFAULT_INGEST_JOBS
+    #: A dataset day is compacted this long after its +08:00 end (``cdnlogs compact``).
+    compact_settle: str = "2d"
+    #: ``ingest`` (and ``sync --ingest``) compact the settled days after loading.
+    compact_after_ingest: bool = False
     api_rate: float = DEFAULT_API_RATE
     api_attempts: int = DEFAULT_API_ATTEMPTS
     api_max_wait_seconds: float = DEFAULT_API_MAX_WAIT_SECONDS
@@ -188,8 +194,13 @@ class Settings:
 
     @property
     def dataset_dir(self) -> Path:
-        """The Parquet dataset root."""
-        return self.dataset if self.dataset is not None else self.state_dir / "dataset"
+        """The local Parquet dataset root (with an ``s3://`` dataset: its local working copy)."""
+        return self.dataset if isinstance(self.dataset, Path) else self.state_dir / "dataset"
+
+    @property
+    def dataset_url(self) -> str | None:
+        """The ``s3://`` URL of a dataset on a store, or None for a local dataset."""
+        return self.dataset if isinstance(self.dataset, str) else None
 
 
 #: Fields that hold a secret: config file ``[credentials]`` only, never a flag or CDNLOGS_ env.
@@ -469,6 +480,7 @@ _FLAG_NAMES = {
     "reconcile_tolerance": "tolerance",
     "reconcile_day_tolerance": "day-tolerance",
     "reconcile_settle": "settle",
+    "compact_settle": "settle",
 }
 
 
@@ -491,6 +503,8 @@ _FALSE = {"0", "false", "no", "off"}
 def _coerce(name: str, value: object, where: str, error: type[CdnLogsError]) -> Any:
     """Turn a TOML, env or flag value into the field's type, or raise ``error`` naming ``where``."""
     kind = _base_type(name)
+    if name == "dataset" and isinstance(value, str) and value.strip().lower().startswith("s3://"):
+        return value.strip()  # a dataset on a store (checked in _validate)
 
     def bad(expected: str) -> CdnLogsError:
         return error(f"{where}: expected {expected}, got {value!r}")
@@ -599,7 +613,7 @@ def _validate(settings: Settings, sources: Mapping[str, str]) -> None:
     for name in ("reconcile_tolerance", "reconcile_day_tolerance"):
         if not 0 <= getattr(settings, name) < 1:
             fail(name, f"must be a fraction from 0 up to 1, got {getattr(settings, name)}")
-    for name in ("lookback", "retention", "dataset_keep", "reconcile_settle"):
+    for name in ("lookback", "retention", "dataset_keep", "reconcile_settle", "compact_settle"):
         value = getattr(settings, name)
         if value is not None:
             try:
@@ -652,6 +666,11 @@ def _validate_store_and_shard(settings: Settings, fail: typing.Callable[[str, st
             settings.store = str(parse_store_url(settings.store))
         except CdnLogsError as exc:
             fail("store", exc.message)
+    if isinstance(settings.dataset, str):
+        try:
+            settings.dataset = str(parse_store_url(settings.dataset))
+        except CdnLogsError as exc:
+            fail("dataset", exc.message)
     if settings.store_endpoint is not None:
         if "@" in urlsplit(settings.store_endpoint.strip()).netloc:
             fail("store_endpoint", "must not carry credentials (use the credential chain)")

@@ -12,13 +12,14 @@ Datetimes are stored as ISO-8601 UTC text (``2026-11-27T17:00:00Z``), which sort
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -96,6 +97,35 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     ),
 }
 
+#: The dataset's tables, added without a schema version bump: an older cdnlogs ignores tables it
+#: does not know, and ``CREATE TABLE IF NOT EXISTS`` adds them when a newer one opens the ledger.
+#: ``compactions``: one row per compacted partition (its current generation, the files it is
+#: made of and the sources, LogName -> sha256, it holds). ``published``: each dataset file put
+#: to a store: recorded with ``uploaded = 0`` before the upload (so a crash leaves the key
+#: known, to be deleted or put again) and ``uploaded = 1`` only after the store verified it.
+_DATASET_TABLES = """
+CREATE TABLE IF NOT EXISTS compactions (
+    dataset      TEXT NOT NULL,
+    domain       TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    generation   INTEGER NOT NULL,
+    files_json   TEXT NOT NULL,
+    sources_json TEXT NOT NULL,
+    rows         INTEGER NOT NULL,
+    compacted_at TEXT NOT NULL,
+    PRIMARY KEY (dataset, domain, day)
+);
+CREATE TABLE IF NOT EXISTS published (
+    store        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    uploaded     INTEGER NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (store, key)
+);
+"""
+
 _FILE_COLUMNS = (
     "domain, log_name, hour_start, hour_end, remote_size, status, attempts, last_error, sha256, "
     "plain_size, local_path, format, first_seen, updated_at, done_at, ingested_rows, "
@@ -113,6 +143,33 @@ class Status(StrEnum):
     FAILED = "failed"
     PRUNED = "pruned"
     REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class CompactionRecord:
+    """One compacted partition: its generation's files and the sources they hold."""
+
+    dataset: str
+    domain: str
+    day: date
+    generation: int
+    files: tuple[str, ...]
+    #: LogName -> the sha256 of the downloaded file whose rows it holds (None if unknown).
+    sources: dict[str, str | None]
+    rows: int
+    compacted_at: datetime
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """A dataset file put to a store: its path under the dataset URL, the local file's size
+    and mtime at upload (a file rewritten in place has a new mtime), and whether the upload
+    was verified (False: it was about to be uploaded when the run stopped)."""
+
+    key: str
+    size: int
+    mtime_ns: int
+    uploaded: bool = True
 
 
 @dataclass(frozen=True)
@@ -647,6 +704,79 @@ class Manifest:
                     (rows, rejects, now),
                 )
 
+    # -- the dataset: compactions and uploads ----------------------------------------------
+
+    def record_compaction(self, record: CompactionRecord) -> None:
+        """Record (or replace) the current compacted generation of one partition."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO compactions (dataset, domain, day, generation,"
+                " files_json, sources_json, rows, compacted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.dataset,
+                    record.domain,
+                    record.day.isoformat(),
+                    record.generation,
+                    json.dumps(list(record.files)),
+                    json.dumps(record.sources, sort_keys=True),
+                    record.rows,
+                    to_text(record.compacted_at),
+                ),
+            )
+
+    def compactions(self, dataset: str) -> dict[tuple[str, date], CompactionRecord]:
+        """The compacted partitions of ``dataset`` (its root as recorded), by (domain, day)."""
+        rows = self._query(
+            "SELECT dataset, domain, day, generation, files_json, sources_json, rows,"
+            " compacted_at FROM compactions WHERE dataset = ? ORDER BY domain, day",
+            (dataset,),
+        )
+        found: dict[tuple[str, date], CompactionRecord] = {}
+        for ds, domain, day, generation, files, sources, count, at in rows:
+            record = CompactionRecord(
+                dataset=ds,
+                domain=domain,
+                day=date.fromisoformat(day),
+                generation=generation,
+                files=tuple(json.loads(files)),
+                sources=json.loads(sources),
+                rows=count,
+                compacted_at=from_text(at),
+            )
+            found[(record.domain, record.day)] = record
+        return found
+
+    def forget_compaction(self, dataset: str, domain: str, day: date) -> None:
+        """Drop a partition's compaction row (its day was removed by dataset retention)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "DELETE FROM compactions WHERE dataset = ? AND domain = ? AND day = ?",
+                (dataset, domain, day.isoformat()),
+            )
+
+    def published(self, store: str) -> dict[str, PublishedFile]:
+        """The dataset files recorded as put (or about to be) under ``store``, by key."""
+        rows = self._query(
+            "SELECT key, size, mtime_ns, uploaded FROM published WHERE store = ?", (store,)
+        )
+        return {k: PublishedFile(k, size, mtime, bool(up)) for k, size, mtime, up in rows}
+
+    def record_published(self, store: str, files: Iterable[PublishedFile]) -> None:
+        """Record puts: with ``uploaded`` False before the upload, True once it is verified."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO published (store, key, size, mtime_ns, uploaded,"
+                " published_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(store, f.key, f.size, f.mtime_ns, int(f.uploaded), self._now()) for f in files],
+            )
+
+    def forget_published(self, store: str, keys: Iterable[str]) -> None:
+        """Drop keys deleted from the store (call after the delete succeeded)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "DELETE FROM published WHERE store = ? AND key = ?", [(store, k) for k in keys]
+            )
+
 
 def _filters(
     *, domain: str | None = None, status: Status | None = None
@@ -714,6 +844,7 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.commit()
+            _add_dataset_tables(conn, path)
             return
         if app_id != APPLICATION_ID or "schema_version" not in tables:
             raise ManifestError(
@@ -738,6 +869,25 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         )
     if version < SCHEMA_VERSION:
         _upgrade(conn, path)
+    _add_dataset_tables(conn, path)
+
+
+def _add_dataset_tables(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if {"compactions", "published"} <= tables:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _DATASET_TABLES.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.commit()
+    except sqlite3.DatabaseError as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        raise ManifestError(f"cannot add the dataset tables to the ledger {path}: {exc}") from exc
 
 
 def _upgrade(conn: sqlite3.Connection, path: Path) -> None:

@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     "report": "report",
     "reconcile": "reconcile",
     "watch": "watch",
+    "compact": "analysis",
 }
 
 

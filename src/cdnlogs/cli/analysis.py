@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import duckdb
@@ -17,6 +17,7 @@ from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import operated_run, ops_options
 from cdnlogs.cli.options import (
+    DATASET_LOCATION,
     config_option,
     domain_filter_option,
     json_option,
@@ -24,11 +25,16 @@ from cdnlogs.cli.options import (
     out_option,
     shard_options,
 )
-from cdnlogs.dataset import connect
+from cdnlogs.dataset import RemoteDataset, connect, dataset_root
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
 from cdnlogs.ingest import DEFAULT_JOBS, IngestSummary, ingest_archive
 from cdnlogs.lock import ArchiveLock
+
+if TYPE_CHECKING:
+    from cdnlogs.compaction import CompactSummary
+    from cdnlogs.config import Settings
+    from cdnlogs.publish import PublishSummary
 from cdnlogs.timeutil import parse_duration, parse_when
 
 #: Rows ``query --format table`` shows before saying how many it left out.
@@ -36,12 +42,13 @@ TABLE_ROW_LIMIT = 1000
 
 
 def dataset_option(func: Any) -> Any:
-    """``--dataset PATH``: the Parquet dataset root."""
+    """``--dataset PATH|s3://BUCKET/PREFIX``: the Parquet dataset root."""
     return click.option(
         "--dataset",
-        type=click.Path(path_type=Path, file_okay=False),
+        type=DATASET_LOCATION,
         default=None,
-        help="Parquet dataset root (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
+        help="Parquet dataset root (default OUT/.cdnlogs/dataset), or s3://bucket/prefix on a "
+        "store (ingest publishes there, query/export read it). [env: CDNLOGS_DATASET]",
     )(func)
 
 
@@ -69,6 +76,13 @@ def dataset_option(func: Any) -> Any:
     f"Default {DEFAULT_JOBS}. [env: CDNLOGS_INGEST_JOBS]",
 )
 @shard_options
+@click.option(
+    "--compact",
+    is_flag=True,
+    default=None,
+    help="Then compact the settled days (as `cdnlogs compact`). "
+    "[env: CDNLOGS_COMPACT_AFTER_INGEST]",
+)
 @config_option
 @ops_options
 @json_option
@@ -76,13 +90,14 @@ def dataset_option(func: Any) -> Any:
 def ingest_command(
     app: AppContext,
     out_dir: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     anonymize_ip: bool | None,
     drop_query: bool | None,
     keep: str | None,
     jobs: int | None,
     shard: str | None,
     shards: int | None,
+    compact: bool | None,
     config_path: Path | None,
     ops: dict[str, Any],
     as_json: bool,
@@ -104,16 +119,23 @@ def ingest_command(
         **ops,
         shard=shard,
         shards=shards,
+        compact_after_ingest=compact,
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
+    compacted = None
     with operated_run(settings, "ingest") as run:
         with ArchiveLock(settings.state_dir, purpose="ingest"):
             summary = ingest_with_progress(app, settings, as_json=as_json)
+            if settings.compact_after_ingest:
+                from cdnlogs.compaction import compact_archive
+
+                compacted = compact_archive(settings, now=datetime.now(UTC))
+            published = _publish(settings)
         run.summary = summary.to_dict()
         run.files_failed = len(summary.failed)
         run.headline = f"ingested {summary.files} file(s), {summary.rows:,} rows"
-        _report_ingest(app, summary, as_json=as_json)
+        _report_ingest(app, summary, as_json=as_json, compacted=compacted, published=published)
         if summary.failed:
             sys.exit(ExitStatus.PARTIAL)
 
@@ -167,9 +189,21 @@ def ingest_with_progress(app: AppContext, settings: Any, *, as_json: bool) -> In
         return ingest_archive(settings, now=datetime.now(UTC), callbacks=_IngestProgress(progress))
 
 
-def _report_ingest(app: AppContext, summary: IngestSummary, *, as_json: bool) -> None:
+def _report_ingest(
+    app: AppContext,
+    summary: IngestSummary,
+    *,
+    as_json: bool,
+    compacted: CompactSummary | None = None,
+    published: PublishSummary | None = None,
+) -> None:
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2), file=app.stdout)
+        data = summary.to_dict()
+        if compacted is not None:
+            data["compaction"] = compacted.to_dict()
+        if published is not None:
+            data["publish"] = published.to_dict()
+        click.echo(json.dumps(data, indent=2), file=app.stdout)
         return
     rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(
@@ -189,13 +223,94 @@ def _report_ingest(app: AppContext, summary: IngestSummary, *, as_json: bool) ->
         )
     for part in summary.removed_partitions:
         click.echo(f"Removed {part} (older than --keep).", file=app.stdout)
+    if compacted is not None:
+        _report_compact(app, compacted)
+    if published is not None:
+        _report_publish(app, published)
     for domain, log_name, error in summary.failed:
         click.echo(f"failed: {domain} {log_name}: {error}", err=True)
 
 
-def _dataset_root(config_path: Path | None, out_dir: Path | None, dataset: Path | None) -> Path:
-    settings = make_settings(config_path, out_dir=out_dir, dataset=dataset)
-    return settings.dataset_dir
+@cli.command("compact")
+@out_option
+@dataset_option
+@domain_filter_option("Only this domain; repeat or comma-separate for several.")
+@click.option(
+    "--settle",
+    default=None,
+    metavar="WHEN",
+    help="Compact a day this long after its +08:00 end, when no late file is expected "
+    "(default 2d). [env: CDNLOGS_COMPACT_SETTLE]",
+)
+@config_option
+@json_option
+@click.pass_obj
+def compact_command(
+    app: AppContext,
+    out_dir: Path | None,
+    dataset: Path | str | None,
+    domains: tuple[str, ...],
+    settle: str | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Merge each settled day's per-source Parquet files into one file (or a few of ~128 MB).
+
+    Readers see the old files or the new ones, never both; the ledger keeps which sources a
+    compacted file holds, so ingest stays idempotent, and a late or re-downloaded file for a
+    compacted day is folded in by the next compaction.
+    """
+    from cdnlogs.compaction import compact_archive
+
+    settings = make_settings(config_path, out_dir=out_dir, dataset=dataset, compact_settle=settle)
+    with ArchiveLock(settings.state_dir, purpose="compact"):
+        summary = compact_archive(settings, now=datetime.now(UTC), domains=domains)
+        published = _publish(settings)
+    if as_json:
+        data = summary.to_dict()
+        if published is not None:
+            data["publish"] = published.to_dict()
+        click.echo(json.dumps(data, indent=2), file=app.stdout)
+    else:
+        _report_compact(app, summary)
+        if published is not None:
+            _report_publish(app, published)
+
+
+def _publish(settings: Settings) -> PublishSummary | None:
+    """Upload the local dataset's changes to its s3:// URL (when the dataset has one)."""
+    if settings.dataset_url is None:
+        return None
+    from cdnlogs.publish import publish_archive_dataset
+
+    return publish_archive_dataset(settings)
+
+
+def _report_publish(app: AppContext, summary: PublishSummary) -> None:
+    click.echo(
+        f"Published to {summary.url}: {summary.uploaded} file(s) uploaded "
+        f"({summary.uploaded_bytes:,} bytes), {summary.deleted} deleted, "
+        f"{summary.unchanged} unchanged.",
+        file=app.stdout,
+    )
+
+
+def _report_compact(app: AppContext, summary: CompactSummary) -> None:
+    rows = sum(p.rows for p in summary.compacted)
+    replaced = sum(p.replaced for p in summary.compacted)
+    click.echo(
+        f"Compacted {len(summary.compacted)} day(s): {replaced} file(s) into "
+        f"{sum(len(p.files) for p in summary.compacted)}, {rows:,} rows, in "
+        f"{summary.seconds:.1f}s ({summary.current} already compacted, "
+        f"{summary.unsettled} not settled yet).",
+        file=app.stdout,
+    )
+
+
+def _dataset_root(
+    config_path: Path | None, out_dir: Path | None, dataset: Path | str | None
+) -> Path | RemoteDataset:
+    return dataset_root(make_settings(config_path, out_dir=out_dir, dataset=dataset))
 
 
 @cli.command("query")
@@ -216,7 +331,7 @@ def query_command(
     app: AppContext,
     sql: str,
     out_dir: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     fmt: str,
     config_path: Path | None,
 ) -> None:
@@ -322,7 +437,7 @@ def export_command(
     since: str | None,
     until: str | None,
     out_dir: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     config_path: Path | None,
 ) -> None:
     """Export dataset rows as CSV, JSON lines, Parquet, or Combined Log Format (clf)."""

@@ -15,6 +15,7 @@ from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import RunRecorder, operated_run, ops_options
 from cdnlogs.cli.options import (
+    DATASET_LOCATION,
     api_options,
     domain_option,
     json_option,
@@ -44,10 +45,10 @@ def sync_options(func: F) -> F:
     """``--format``, ``--concurrency``, ``--ingest`` and ``--dataset``: sync's and watch's."""
     func = click.option(
         "--dataset",
-        type=click.Path(path_type=Path, file_okay=False),
+        type=DATASET_LOCATION,
         default=None,
-        help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset). "
-        "[env: CDNLOGS_DATASET]",
+        help="Dataset directory for --ingest (default OUT/.cdnlogs/dataset), or "
+        "s3://bucket/prefix to publish it to. [env: CDNLOGS_DATASET]",
     )(func)
     func = click.option(
         "--ingest",
@@ -106,7 +107,7 @@ def sync_command(
     ops: dict[str, Any],
     as_json: bool,
     ingest: bool,
-    dataset: Path | None,
+    dataset: Path | str | None,
     store: str | None,
     drop_local: bool,
     shard: str | None,
@@ -206,6 +207,14 @@ def _ingest_after_sync(app: AppContext, settings: Settings, *, as_json: bool) ->
     # The sync released its lock; take it again so no other sync or ingest runs alongside.
     with ArchiveLock(settings.state_dir, purpose="ingest"):
         summary = ingest_with_progress(app, settings, as_json=as_json)
+        if settings.compact_after_ingest:
+            from cdnlogs.compaction import compact_archive
+
+            compact_archive(settings, now=datetime.now(UTC))
+        if settings.dataset_url is not None:
+            from cdnlogs.publish import publish_archive_dataset
+
+            publish_archive_dataset(settings)
         if settings.store and settings.store_drop_local:
             from cdnlogs.manifest import Manifest
             from cdnlogs.upload import drop_local_copies

@@ -248,3 +248,18 @@ def resolve_window(
             f"before --until {until:%Y-%m-%dT%H:%M:%SZ}"
         )
     return since, until
+
+
+class DatasetLocation(click.ParamType):  # type: ignore[type-arg]
+    """A ``--dataset`` value: a local directory (a Path) or an ``s3://bucket/prefix`` (a str)."""
+
+    name = "DIR|s3://BUCKET/PREFIX"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower().startswith("s3://"):
+            return value.strip()
+        return click.Path(path_type=Path, file_okay=False).convert(value, param, ctx)
+
+
+#: The type of every command's ``--dataset`` option.
+DATASET_LOCATION = DatasetLocation()

@@ -13,8 +13,14 @@ from rich.console import Console
 from cdnlogs.analyze import DEFAULT_TOP, Filters, Report, analyze
 from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
-from cdnlogs.cli.options import config_option, domain_filter_option, make_settings, out_option
-from cdnlogs.dataset import connect
+from cdnlogs.cli.options import (
+    DATASET_LOCATION,
+    config_option,
+    domain_filter_option,
+    make_settings,
+    out_option,
+)
+from cdnlogs.dataset import RemoteDataset, connect, dataset_root
 from cdnlogs.errors import UsageError
 from cdnlogs.report.html import write_html
 from cdnlogs.report.text import render_text
@@ -29,9 +35,10 @@ PLAIN_WIDTH = 120
 @config_option
 @click.option(
     "--dataset",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=DATASET_LOCATION,
     default=None,
-    help="Parquet dataset root (default OUT/.cdnlogs/dataset). [env: CDNLOGS_DATASET]",
+    help="Parquet dataset root (default OUT/.cdnlogs/dataset), or s3://bucket/prefix on a "
+    "store. [env: CDNLOGS_DATASET]",
 )
 @domain_filter_option(
     "Only this domain; repeat or comma-separate for several (default: every domain in the dataset)."
@@ -60,7 +67,7 @@ def report_command(
     app: AppContext,
     out_dir: Path | None,
     config_path: Path | None,
-    dataset: Path | None,
+    dataset: Path | str | None,
     domains: tuple[str, ...],
     since: str | None,
     until: str | None,
@@ -89,7 +96,7 @@ def report_command(
     )
     if filters.since and filters.until and filters.since >= filters.until:
         raise UsageError("--since must be before --until")
-    result = _run(settings.dataset_dir, filters)
+    result = _run(dataset_root(settings), filters)
     if html_path is not None:
         write_html(result, html_path)
     if as_json:
@@ -100,7 +107,7 @@ def report_command(
         click.echo(f"Wrote {html_path}", err=True)
 
 
-def _run(root: Path, filters: Filters) -> Report:
+def _run(root: Path | RemoteDataset, filters: Filters) -> Report:
     con = connect(root)
     try:
         result = analyze(con, filters)

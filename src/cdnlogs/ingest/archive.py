@@ -69,6 +69,7 @@ def ingest_archive(
     The caller holds the archive lock (``sync --ingest`` already does).
     A file that cannot be read is listed in ``failed`` and the others go on.
     """
+    from cdnlogs.compaction import compacted_sources
     from cdnlogs.manifest import Manifest, Status
 
     started = time.monotonic()
@@ -91,6 +92,7 @@ def ingest_archive(
             if r.local_copy and (shard is None or shard.owns(r.domain))
         ]
         queued = {(r.domain, r.log_name) for r in todo}
+        compacted = compacted_sources(manifest, root)  # in a compacted file, not their own
         # A done file whose Parquet file is missing from this dataset (a new --dataset, or a
         # deleted one) is ingested again, unless --keep has aged its day out on purpose.
         for record in manifest.records(status=Status.DONE):
@@ -104,7 +106,7 @@ def ingest_archive(
             parquet = (
                 partition_dir(root, record.domain, day) / f"{source_stem(record.log_name)}.parquet"
             )
-            if not parquet.exists():
+            if not parquet.exists() and (record.domain, record.log_name) not in compacted:
                 todo.append(record)
         remove_stale_scratch(root)
         if callbacks is not None:

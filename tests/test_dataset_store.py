@@ -1,0 +1,245 @@
+"""The dataset on a store (moto on 127.0.0.1): published by ingest, read by query, report,
+export and chdb with the local totals; compaction, late files, crashes and retention on it."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cdnlogs.cli import cli
+from cdnlogs.cli.context import AppContext
+from cdnlogs.compaction import compact_archive
+from cdnlogs.config import Settings
+from cdnlogs.dataset import RemoteDataset, connect, dataset_root
+from cdnlogs.errors import CdnLogsError, StoreConfigError, StoreError, StoreUnreachableError
+from cdnlogs.ingest import ingest_archive
+from cdnlogs.manifest import Manifest
+from cdnlogs.publish import local_files, publish_archive_dataset
+from cdnlogs.store import ObjectStore
+from conftest import S3_BUCKET
+from dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive, totals
+from s3server import ACCESS_KEY, SECRET_KEY, S3Server
+
+URL = f"s3://{S3_BUCKET}/ds"
+#: 2024-03-01 (+08:00) is settled, 2024-03-02 is not.
+NOW = datetime(2024, 3, 3, 17, tzinfo=UTC)
+Totals = dict[tuple[str, str], tuple[int, int]]
+
+
+def _settings(s3: S3Server, out: Path, **kw: Any) -> Settings:
+    return Settings(
+        out_dir=out,
+        dataset=URL,
+        store_endpoint=s3.endpoint,
+        store_region="us-east-1",
+        store_attempts=1,
+        **kw,
+    )
+
+
+def _store_totals(settings: Settings) -> Totals:
+    root = dataset_root(settings)
+    assert isinstance(root, RemoteDataset)
+    con = connect(root)
+    try:
+        rows = con.execute(TOTALS_SQL.format(logs="logs")).fetchall()
+    finally:
+        con.close()
+    return {(d, day): (int(n), int(b)) for d, day, n, b in rows}
+
+
+def _stored_keys(s3: S3Server) -> set[str]:
+    return {k.removeprefix("ds/") for k in s3.objects(S3_BUCKET, "ds/")}
+
+
+def _invoke(args: list[str]) -> tuple[int, str, str]:
+    stdout = io.StringIO()
+    result = CliRunner().invoke(cli, args, obj=AppContext(stdout=stdout, stderr=io.StringIO()))
+    if isinstance(result.exception, CdnLogsError):
+        return int(result.exception.exit_code), stdout.getvalue(), str(result.exception)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, stdout.getvalue() + result.stdout, result.stderr
+
+
+@pytest.fixture
+def store_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    monkeypatch.setenv("CDNLOGS_STORE_ENDPOINT", s3.endpoint)
+    monkeypatch.setenv("CDNLOGS_STORE_REGION", "us-east-1")
+    return s3
+
+
+def test_ingest_publishes_and_query_report_export_read_the_store(
+    store_env: S3Server, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    small_archive(out)
+    code, text, err = _invoke(
+        ["ingest", "--out", str(out), "--dataset", URL, "--compact", "--json"]
+    )
+    assert code == 0, err
+    data = json.loads(text)
+    local_root = out / ".cdnlogs" / "dataset"  # the working copy
+    assert data["publish"]["uploaded"] == len(local_files(local_root)) > 0
+    assert _stored_keys(store_env) == set(local_files(local_root))
+    expected = totals(local_root)
+
+    sql = TOTALS_SQL.format(logs="logs")
+    for dataset in (URL, str(local_root)):
+        code, text, err = _invoke(["query", sql, "--dataset", dataset, "--format", "json"])
+        assert code == 0, err
+        rows = [list(r.values()) for r in json.loads(text)]
+        assert {(r[0], r[1]): (r[2], r[3]) for r in rows} == expected
+    reports: list[Any] = []
+    for dataset in (URL, str(local_root)):
+        code, text, err = _invoke(["report", "--dataset", dataset, "--json"])
+        assert code == 0, err
+        reports.append(json.loads(text))
+    assert reports[0] == reports[1]
+    exports: list[list[str]] = []
+    for dataset in (URL, str(local_root)):
+        target = tmp_path / f"export-{len(exports)}.csv"
+        code, _, err = _invoke(
+            ["export", "--format", "csv", "--output", str(target), "--dataset", dataset]
+        )
+        assert code == 0, err
+        exports.append(sorted(target.read_text().splitlines()))
+    assert exports[0] == exports[1] and len(exports[0]) > 1
+
+    # ClickHouse reads the same objects with its s3() function and the exact glob.
+    import chdb
+
+    source = (
+        f"s3('{store_env.endpoint}/{S3_BUCKET}/ds/domain=*/date=*/*.parquet', "
+        f"'{ACCESS_KEY}', '{SECRET_KEY}', 'Parquet')"
+    )
+    out_json = chdb.query(
+        f"SELECT domain, toString(date), count(), sum(coalesce(response_bytes, 0)) FROM {source} "
+        "GROUP BY domain, date SETTINGS use_hive_partitioning = 1",
+        "JSONCompact",
+    )
+    rows = json.loads(out_json.bytes())["data"]
+    assert {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows} == expected
+
+
+def test_late_file_recompaction_and_retention_on_the_store(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(s3, tmp_path / "out")
+    small_archive(settings.out_dir)
+    ingest_archive(settings, now=NOW)
+    compact_archive(settings, now=NOW)
+    publish_archive_dataset(settings)
+    before = totals(settings.dataset_dir)
+    assert _store_totals(settings) == before
+
+    late = add_source(settings.out_dir, DOMAINS[0], DAY_START + timedelta(hours=22), 9, seed=8)
+    ingest_archive(settings, now=NOW)
+    summary = publish_archive_dataset(settings)
+    assert summary is not None and (summary.uploaded, summary.deleted) == (1, 0)
+    after_late = totals(settings.dataset_dir)
+    assert _store_totals(settings) == after_late != before
+
+    # Re-compaction: the new generation is uploaded, then the old one and the late file go.
+    # Between the two steps the store holds both, and cdnlogs still counts each row once.
+    compact_archive(settings, now=NOW)
+    seen: list[Totals] = []
+    real_delete = ObjectStore.delete
+
+    def delete(self: ObjectStore, relative: Any) -> None:
+        if not seen:
+            seen.append(_store_totals(settings))
+        real_delete(self, relative)
+
+    monkeypatch.setattr(ObjectStore, "delete", delete)
+    summary = publish_archive_dataset(settings)
+    assert summary is not None and (summary.uploaded, summary.deleted) == (1, 2)  # gen 1, late
+    assert seen == [after_late]
+    assert _store_totals(settings) == after_late
+    assert _stored_keys(s3) == set(local_files(settings.dataset_dir))
+    with Manifest.open(settings.state_dir) as manifest:
+        assert late in next(iter(manifest.compactions(str(settings.dataset_dir)).values())).sources
+
+    # Dataset retention: the days --keep ages out leave the store too.
+    settings.dataset_keep = "2d"  # 2024-03-01 ages out, 2024-03-02 stays
+    ingest_archive(settings, now=NOW)
+    publish_archive_dataset(settings)
+    assert {k.split("/")[1] for k in _stored_keys(s3) if k.startswith("domain=")} == {
+        "date=2024-03-02"
+    }
+    assert set(_store_totals(settings)) == {(d, "2024-03-02") for d in DOMAINS}
+
+
+def test_failed_upload_or_crash_records_nothing_not_stored_and_a_rerun_completes(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(s3, tmp_path / "out")
+    small_archive(settings.out_dir)
+    ingest_archive(settings, now=NOW)
+    files = local_files(settings.dataset_dir)
+
+    # The store answers 500 after 3 puts: a clear error, only stored files verified.
+    s3.faults.put_errors, s3.faults.put_errors_after = 100, 3
+    with pytest.raises(StoreError, match=URL):
+        publish_archive_dataset(settings)
+    with Manifest.open(settings.state_dir) as manifest:
+        verified = {k for k, f in manifest.published(URL).items() if f.uploaded}
+    assert len(verified) == 3 and verified <= _stored_keys(s3)
+    s3.faults.clear()
+
+    # A crash between a verified upload and its ledger record.
+    real = Manifest.record_published
+    calls = {"n": 0}
+
+    def crash(self: Manifest, store: str, items: Any) -> None:
+        items = list(items)
+        if items and items[0].uploaded:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+        real(self, store, items)
+
+    monkeypatch.setattr(Manifest, "record_published", crash)
+    with pytest.raises(KeyboardInterrupt):
+        publish_archive_dataset(settings)
+    monkeypatch.setattr(Manifest, "record_published", real)
+    summary = publish_archive_dataset(settings)
+    assert summary is not None and summary.uploaded == len(files) - 3 - 1
+    assert _stored_keys(s3) == set(files)
+    assert _store_totals(settings) == totals(settings.dataset_dir)
+    with Manifest.open(settings.state_dir) as manifest:
+        assert all(f.uploaded for f in manifest.published(URL).values())
+    again = publish_archive_dataset(settings)
+    assert again is not None and (again.uploaded, again.deleted) == (0, 0)
+
+
+def test_store_errors_name_the_url(s3: S3Server, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    missing = Settings(
+        out_dir=out,
+        dataset="s3://no-such-bucket/ds",
+        store_endpoint=s3.endpoint,
+        store_region="us-east-1",
+        store_attempts=1,
+    )
+    with pytest.raises(StoreConfigError, match="no-such-bucket") as info:
+        connect(dataset_root(missing))
+    assert int(info.value.exit_code) == 3
+    dead = Settings(
+        out_dir=out,
+        dataset=URL,
+        store_endpoint="http://127.0.0.1:9",
+        store_region="us-east-1",
+        store_attempts=1,
+        connect_timeout_seconds=1,
+    )
+    with pytest.raises(StoreUnreachableError, match=URL) as unreachable:
+        connect(dataset_root(dead))
+    assert int(unreachable.value.exit_code) == 4
+    assert ACCESS_KEY not in str(unreachable.value)
