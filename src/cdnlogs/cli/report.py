@@ -15,6 +15,7 @@ from cdnlogs.cli import cli
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import config_option, domain_filter_option, make_settings, out_option
 from cdnlogs.dataset import connect
+from cdnlogs.dims import DimensionStore
 from cdnlogs.errors import UsageError
 from cdnlogs.report.html import write_html
 from cdnlogs.report.text import render_text
@@ -89,7 +90,7 @@ def report_command(
     )
     if filters.since and filters.until and filters.since >= filters.until:
         raise UsageError("--since must be before --until")
-    result = _run(settings.dataset_dir, filters)
+    result = _run(settings.dataset_dir, filters, settings.geoip_db)
     if html_path is not None:
         write_html(result, html_path)
     if as_json:
@@ -100,10 +101,11 @@ def report_command(
         click.echo(f"Wrote {html_path}", err=True)
 
 
-def _run(root: Path, filters: Filters) -> Report:
+def _run(root: Path, filters: Filters, geo_db: Path | None) -> Report:
+    dims = DimensionStore(root, geo_db)  # checks the IP database before any work
     con = connect(root)
     try:
-        result = analyze(con, filters)
+        result = analyze(con, filters, dims)
     finally:
         con.close()
     if not root.is_dir():
