@@ -15,8 +15,9 @@ import duckdb
 import pytest
 
 from cdnlogs.analyze import Filters, Report, analyze
-from cdnlogs.dataset import LOG_COLUMNS, Ingester, connect, partition_date
+from cdnlogs.dataset import LOG_COLUMNS, connect, partition_date
 from cdnlogs.errors import ParseError
+from cdnlogs.ingest import Ingester
 from cdnlogs.logformat import parse_line
 from cdnlogs.simulator.loggen import generate_lines
 

@@ -16,18 +16,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from cdnlogs import dataset
 from cdnlogs.config import Settings
-from cdnlogs.dataset import (
-    LOG_COLUMNS,
-    Ingester,
-    IngestOptions,
-    connect,
-    ingest_archive,
-    prune_dataset,
-)
+from cdnlogs.dataset import LOG_COLUMNS, connect, prune_dataset
 from cdnlogs.errors import ParseError
 from cdnlogs.export import ExportFilter, export_logs
+from cdnlogs.ingest import Ingester, IngestOptions, ingest_archive
+from cdnlogs.ingest import ingester as ingester_module
 from cdnlogs.linecount import LineCount
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line, to_clf
 from cdnlogs.manifest import Manifest
@@ -248,7 +242,7 @@ def test_a_shortfall_is_read_again_on_one_scanner_and_reported(
     settings = Settings(out_dir=tmp_path / "out")
     lines = _mixed_lines(400)
     name = _add_file(settings.out_dir, DOMAIN, HOUR, lines, fmt="gz")
-    real = dataset.Ingester._fast_copy_once
+    real = ingester_module.Ingester._fast_copy_once
     calls: list[bool] = []
 
     def lossy(
@@ -258,7 +252,7 @@ def test_a_shortfall_is_read_again_on_one_scanner_and_reported(
         rows, rejected = real(self, source, log_name, target, tag, parallel=parallel)
         return (rows - 7 if parallel else rows), rejected
 
-    monkeypatch.setattr(dataset.Ingester, "_fast_copy_once", lossy)
+    monkeypatch.setattr(ingester_module.Ingester, "_fast_copy_once", lossy)
     summary = ingest_archive(settings, now=NOW)
     assert calls == [True, False]
     assert (summary.files, summary.recopied_files, summary.slow_files) == (1, 1, 0)
@@ -272,9 +266,9 @@ def test_rows_that_do_not_add_up_send_the_file_to_the_reference_parser(
 ) -> None:
     lines = _mixed_lines(500)
     source = _write(tmp_path / "src.gz", lines, gz=True)
-    real = dataset.count_lines
+    real = ingester_module.count_lines
     # One line more than the file has: neither the parallel nor the one-scanner copy can match.
-    monkeypatch.setattr(dataset, "count_lines", lambda p: LineCount(real(p).lines + 1, 0))
+    monkeypatch.setattr(ingester_module, "count_lines", lambda p: LineCount(real(p).lines + 1, 0))
     root = tmp_path / "ds"
     with caplog.at_level("INFO", logger="cdnlogs"), Ingester(root) as ingester:
         result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
@@ -292,14 +286,14 @@ def test_a_line_count_from_the_ledger_saves_counting_and_is_only_a_hint(
     lines = _mixed_lines(300)
     source = _write(tmp_path / "src.gz", lines, gz=True)
     with_empty = _write(tmp_path / "empty.gz", [lines[0], "", *lines[1:50], "", ""], gz=True)
-    real = dataset.count_lines
+    real = ingester_module.count_lines
     counted: list[Path] = []
 
     def counting(path: Path) -> LineCount:
         counted.append(path)
         return real(path)
 
-    monkeypatch.setattr(dataset, "count_lines", counting)
+    monkeypatch.setattr(ingester_module, "count_lines", counting)
     day = date(2024, 3, 1)
     with Ingester(tmp_path / "ds") as ingester:
         # sync's count matches: nothing lost, and the file is not read a second time
@@ -718,4 +712,4 @@ def test_an_interrupted_ingester_stops_the_reference_parser_within_a_bound(tmp_p
         ingester.interrupt()
         with pytest.raises(KeyboardInterrupt):
             ingester._parse_into(sparse(), NAME, tmp_path / "out.jsonl", [])
-    assert len(fed) == dataset._STOP_CHECK_LINES
+    assert len(fed) == ingester_module._STOP_CHECK_LINES

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from cdnlogs.workers import run_on_workers
+from cdnlogs.ingest.workers import run_on_workers
 
 
 @dataclass

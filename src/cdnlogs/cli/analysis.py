@@ -22,14 +22,10 @@ from cdnlogs.cli.options import (
     make_settings,
     out_option,
 )
-from cdnlogs.dataset import (
-    DEFAULT_JOBS,
-    IngestSummary,
-    connect,
-    ingest_archive,
-)
+from cdnlogs.dataset import connect
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
+from cdnlogs.ingest import DEFAULT_JOBS, IngestSummary, ingest_archive
 from cdnlogs.lock import ArchiveLock
 from cdnlogs.timeutil import parse_duration, parse_when
 

@@ -28,7 +28,7 @@ from cdnlogs.sync import SyncCallbacks, SyncSummary
 from cdnlogs.transfer import DownloadResult, DownloadTask
 
 if TYPE_CHECKING:  # duckdb is imported only by commands that use the dataset
-    from cdnlogs.dataset import IngestSummary
+    from cdnlogs.ingest import IngestSummary
 
 DEMO_DOMAINS = ("a.example.com", "b.example.com")
 DEMO_DAYS = 2
@@ -118,7 +118,7 @@ def sync_command(
 
 def _ingest_after_sync(settings: Settings) -> IngestSummary:
     """Ingest what the sync (and earlier ones) downloaded; files that failed are skipped."""
-    from cdnlogs.dataset import ingest_archive
+    from cdnlogs.ingest import ingest_archive
     from cdnlogs.lock import ArchiveLock
 
     # The sync released its lock; take it again so no other sync or ingest runs alongside.

@@ -1,12 +1,15 @@
 """The ingest fast path as SQL: DuckDB's CSV reader splitting an Aliyun log line into columns.
 
-Pure string building (no connection): ``dataset`` runs these statements. Kept apart from
-``dataset`` because the SQL, and the reasons behind each rule in it, are a unit of their own.
+Pure string building (no connection): ``cdnlogs.ingest.ingester`` runs these statements. Kept
+apart from the ingester because the SQL, and the reasons behind each rule in it, are a unit
+of their own.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from cdnlogs.dataset import quote_sql
 
 # The CSV reader's escape character. The log format has no escaping (a quote inside a value is
 # written raw), so we need a character that never occurs in a log line: Tengine writes control
@@ -15,11 +18,6 @@ _NO_ESCAPE = "\x01"
 _NUMBER_COLUMNS = {"c4": "BIGINT", "c7": "INTEGER", "c8": "BIGINT", "c9": "BIGINT"}
 #: The message of the error a suspect row raises inside the fast path's COPY.
 BAD_ROW_MARKER = "cdnlogs: row failed validation"
-
-
-def quote_sql(text: str) -> str:
-    """A SQL string literal (file paths go into read_csv/COPY, which take no parameters)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def read_csv_sql(path: Path, ncols: int, *, parallel: bool = True) -> str:
