@@ -34,11 +34,15 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from cdnlogs.dataset import quote_sql
 from cdnlogs.dims import IP_TABLE, UA_TABLE, DimensionStore
+from cdnlogs.rollup import COLUMNS as ROLLUP_COLUMNS
+from cdnlogs.rollup import PAIR_DIM, RollupStore, dim, group_sql, window_spans
 from cdnlogs.window import where_sql
 
 #: How many rows each top table keeps unless told otherwise.
@@ -193,7 +197,6 @@ class GeoRow:
     key: str
     requests: int
     bytes: int
-    visitors: int
     hit_ratio_requests: float | None
     hit_ratio_bytes: float | None
     errors: int
@@ -214,12 +217,11 @@ class ErrorItem:
 
 @dataclass(frozen=True)
 class ClientTypeRow:
-    """One device class, browser or OS: requests, bytes and visitors (IP + User-Agent)."""
+    """One device class, browser or OS: requests, bytes and share of requests."""
 
     key: str
     requests: int
     bytes: int
-    visitors: int
     share: float
 
 
@@ -278,37 +280,56 @@ class Report:
 
 
 def analyze(
-    con: duckdb.DuckDBPyConnection, filters: Filters, dims: DimensionStore | None = None
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    dims: DimensionStore | None = None,
+    rollups: RollupStore | None = None,
 ) -> Report:
     """Compute every number of the report for ``filters`` over the ``logs`` relation of ``con``.
 
     :param dims: where the IP and User-Agent dimension tables are kept (default: in memory,
         looked up afresh; ``cdnlogs report`` passes the dataset's ``_dims``).
+    :param rollups: the dataset's rollups (default: none, the rows are grouped directly;
+        ``cdnlogs report`` passes the dataset's ``_rollups``). Both give the same numbers.
     """
     if not _has_relation(con, "logs"):
         return _empty_report(filters, rejected=0, note="the dataset has no rows yet")
-    where, params = where_sql(filters.domains, filters.since, filters.until)
     rejected_by_domain = _rejected(con, filters)
     rejected = sum(rejected_by_domain.values())
-    totals, hit, classes, latency, buckets = _totals(con, where, params, rejected)
+    _prepare(con, filters, rollups)
+    try:
+        return _analyze_groups(con, filters, dims, rejected, rejected_by_domain)
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {_G}")
+        con.execute(f"DROP TABLE IF EXISTS {_CUT}")
+
+
+def _analyze_groups(
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    dims: DimensionStore | None,
+    rejected: int,
+    rejected_by_domain: dict[str, int],
+) -> Report:
+    totals, hit, classes, latency, buckets = _totals(con, rejected)
     if totals.requests == 0:
         # A cheap probe (one row group at most) tells "nothing ingested" from "empty window".
         anything = con.execute("SELECT 1 FROM logs LIMIT 1").fetchone() is not None
         note = "no requests in the window" if anything else "the dataset has no rows yet"
         return _empty_report(filters, rejected=rejected, note=note)
-    _group(con, where, params)
-    totals = _with_visitors(con, totals)
+    domains = _domains(con, rejected_by_domain)
+    totals = _with_distinct(con, totals, domains)
     store = dims if dims is not None else DimensionStore(None)
     store.ensure(
         con,
-        f"SELECT client_ip FROM {_G} WHERE dim = 0",
-        f"SELECT user_agent FROM {_G} WHERE dim = 0",
+        f"SELECT client_ip FROM {_G} WHERE dim = {dim('client_ip')}",
+        f"SELECT user_agent FROM {_G} WHERE dim = {dim('user_agent')}",
     )
     hours, minutes = _time_series(con)
     peak = max(hours, key=lambda row: row.peak_mbps)
     peak_min = max(minutes, key=lambda row: row.bytes)
     geo = _geo(con, max(filters.top, GEO_MIN_ROWS))
-    report = Report(
+    return Report(
         filters=filters,
         totals=totals,
         hit_ratio=hit,
@@ -317,7 +338,7 @@ def analyze(
         tops=_tops(con, filters.top),
         latency=latency,
         hours=hours,
-        domains=_domains(con, rejected_by_domain),
+        domains=domains,
         peak_mbps=peak.peak_mbps,
         peak_hour=peak.hour,
         latency_buckets=buckets,
@@ -335,35 +356,75 @@ def analyze(
         peak_minute_mbps=peak_min.mbps,
         sources=store.sources(),
     )
-    con.execute(f"DROP TABLE IF EXISTS {_G}")
-    return report
 
 
 # --- queries -------------------------------------------------------------------------------
 
-#: The temporary table of grouped rows every panel but the totals is derived from.
+#: The relation of grouped rows (see ``cdnlogs.rollup``) every panel is summed from.
 _G = "_report_groups"
+#: The groups of the rows the window cuts out of files only partly inside it.
+_CUT = "_report_cut_groups"
 #: Province and ISP panels keep at least this many rows (every province of China fits).
 GEO_MIN_ROWS = 40
 #: Latency bucket bounds in milliseconds (the last bucket is open-ended).
 LATENCY_BOUNDS_MS = (0, 100, 300, 1000, 3000, 10_000)
-#: The sets ``_group`` builds, by ``dim``: (columns, name).
-_SETS: tuple[tuple[str, ...], ...] = (
-    ("domain", "client_ip", "user_agent"),
-    ("path",),
-    ("referer",),
-    ("content_type",),
-    ("status",),
-    ("minute",),
-)
-#: Summable measures of every group (bytes and time over lines with a response time give
-#: the download speed).
-_MEASURES = """count(*) AS n, coalesce(sum(response_bytes), 0)::BIGINT AS b,
-    count(*) FILTER (WHERE cache_status = 'HIT') AS h,
-    coalesce(sum(response_bytes) FILTER (WHERE cache_status = 'HIT'), 0)::BIGINT AS hb,
-    count(*) FILTER (WHERE status >= 400) AS e,
-    coalesce(sum(response_time_ms), 0)::BIGINT AS t,
-    coalesce(sum(response_bytes) FILTER (WHERE response_time_ms IS NOT NULL), 0)::BIGINT AS tb"""
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, filters: Filters, rollups: RollupStore | None) -> None:
+    """Create the ``_report_groups`` view: the rollup rows of the window, whatever their source.
+
+    Without rollups the window's rows are grouped directly. With them, a file whose rows all
+    lie inside the window contributes its rollup, and the rows of a file the window cuts
+    through are grouped with the window's filter.
+    """
+    where, params = where_sql(filters.domains, filters.since, filters.until)
+    if rollups is None:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_CUT} AS {group_sql('SELECT * FROM logs' + where)}",
+            params,
+        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {_G} AS SELECT * FROM {_CUT}")
+        return
+    first_day = last_day = None
+    if filters.since is not None:
+        first_day = (filters.since.astimezone(UTC).date() - timedelta(days=1)).isoformat()
+    if filters.until is not None:
+        last_day = (filters.until.astimezone(UTC).date() + timedelta(days=1)).isoformat()
+    sources = rollups.sources(filters.domains, first_day, last_day)
+    paths = rollups.ensure(con, sources)
+    inside: list[Path] = []
+    cut: list[Path] = []
+    for source, path, (first, last) in zip(sources, paths, window_spans(con, paths), strict=True):
+        if first is None or last is None:
+            continue  # a file without rows
+        if (filters.until is not None and first >= filters.until) or (
+            filters.since is not None and last < filters.since
+        ):
+            continue
+        if (filters.since is None or first >= filters.since) and (
+            filters.until is None or last < filters.until
+        ):
+            inside.append(path)
+        else:
+            cut.append(source.data)
+    empty = "SELECT " + ", ".join(f"NULL::{t} AS {n}" for n, t in ROLLUP_COLUMNS) + " WHERE false"
+    cut_sql = empty
+    if cut:
+        files = "[" + ", ".join(quote_sql(str(p)) for p in cut) + "]"
+        rows = f"SELECT * FROM read_parquet({files}, {_HIVE})"
+        _, window = where_sql((), filters.since, filters.until)
+        cut_sql = group_sql(rows + where_sql((), filters.since, filters.until)[0])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_CUT} AS {cut_sql}", window)
+        cut_sql = f"SELECT * FROM {_CUT}"
+    parts = [cut_sql]
+    if inside:
+        names = ", ".join(n for n, _ in ROLLUP_COLUMNS)
+        files = "[" + ", ".join(quote_sql(str(p)) for p in inside) + "]"
+        parts.append(f"SELECT {names} FROM read_parquet({files})")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_G} AS {' UNION ALL '.join(parts)}")
+
+
+_HIVE = "hive_partitioning=true, hive_types={'domain': 'VARCHAR', 'date': 'DATE'}"
 
 
 def _bucket_label(low: int, high: int | None) -> str:
@@ -374,50 +435,41 @@ def _bucket_label(low: int, high: int | None) -> str:
 
 
 def _totals(
-    con: duckdb.DuckDBPyConnection, where: str, params: list[object], rejected: int
+    con: duckdb.DuckDBPyConnection, rejected: int
 ) -> tuple[Totals, HitRatio, list[StatusClass], Latency, list[LatencyBucket]]:
-    class_sums = ", ".join(
-        f"count(*) FILTER (WHERE status >= {n * 100} AND status < {n * 100 + 100})"
-        for n in range(1, 6)
-    )
-    bounds = [*LATENCY_BOUNDS_MS, None]
-    bucket_sums = ", ".join(
-        f"count(*) FILTER (WHERE response_time_ms >= {low}"
-        + ("" if high is None else f" AND response_time_ms < {high}")
-        + ")"
-        for low, high in pairwise(bounds)
-        if low is not None
-    )
     row = con.execute(
-        f"""
-        SELECT count(*), coalesce(sum(response_bytes), 0)::BIGINT,
-               count(*) FILTER (WHERE cache_status = 'HIT'),
-               coalesce(sum(response_bytes) FILTER (WHERE cache_status = 'HIT'), 0)::BIGINT,
-               {class_sums},
-               count(response_time_ms),
-               quantile_cont(response_time_ms, [0.5, 0.95, 0.99]),
-               timezone('UTC', min(ts)), timezone('UTC', max(ts)),
-               coalesce(sum(response_time_ms), 0)::BIGINT,
-               coalesce(sum(response_bytes) FILTER (WHERE response_time_ms IS NOT NULL), 0),
-               {bucket_sums}
-        FROM logs{where}
-        """,
-        params,
+        f"""SELECT coalesce(sum(n), 0)::BIGINT, coalesce(sum(b), 0)::BIGINT,
+                   coalesce(sum(h), 0)::BIGINT, coalesce(sum(hb), 0)::BIGINT,
+                   coalesce(sum(t), 0)::BIGINT, coalesce(sum(tb), 0)::BIGINT,
+                   timezone('UTC', min(first_ts)), timezone('UTC', max(last_ts))
+            FROM {_G} WHERE dim = 0"""
     ).fetchone()
     assert row is not None
-    requests, nbytes, hit_requests, hit_bytes = (int(v) for v in row[:4])
-    per_class = [int(v) for v in row[4:9]]
+    requests, nbytes, hit_requests, hit_bytes, time_ms, time_bytes = (int(v) for v in row[:6])
+    by_status = con.execute(
+        f"SELECT status, sum(n)::BIGINT FROM {_G} WHERE dim = {dim('status')} GROUP BY status"
+    ).fetchall()
+    per_class = [0] * 5
+    for status, n in by_status:
+        if status is not None and 100 <= status < 600:
+            per_class[status // 100 - 1] += int(n)
     per_class.append(requests - sum(per_class))
-    samples, quantiles, first, last = int(row[9]), row[10], row[11], row[12]
-    time_ms, time_bytes = int(row[13]), int(row[14])
-    per_bucket = [int(v) for v in row[15:]]
+    histogram = [
+        (int(v), int(n))
+        for v, n in con.execute(
+            f"""SELECT response_time_ms, sum(n)::BIGINT FROM {_G}
+                WHERE dim = {dim("response_time_ms")} AND response_time_ms IS NOT NULL
+                GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+    ]
+    samples = sum(n for _, n in histogram)
     totals = Totals(
         requests=requests,
         bytes=nbytes,
         unique_clients=0,
         rejected_lines=rejected,
-        first_ts=_utc(first),
-        last_ts=_utc(last),
+        first_ts=_utc(row[6]),
+        last_ts=_utc(row[7]),
         speed_bytes_per_second=_speed(time_bytes, time_ms),
     )
     hit = HitRatio(
@@ -430,54 +482,58 @@ def _totals(
         StatusClass(label=label, requests=count, share=_ratio(count, requests) or 0.0)
         for label, count in zip(STATUS_CLASSES, per_class, strict=True)
     ]
-    p50, p95, p99 = (float(v) for v in quantiles) if quantiles else (None, None, None)
+    p50, p95, p99 = (_quantile(histogram, samples, q) for q in (0.5, 0.95, 0.99))
     latency = Latency(samples=samples, p50_ms=p50, p95_ms=p95, p99_ms=p99)
-    buckets = [
-        LatencyBucket(_bucket_label(low, high), low, high, n, _ratio(n, requests) or 0.0)
-        for (low, high), n in zip(pairwise([*LATENCY_BOUNDS_MS, None]), per_bucket, strict=True)
-        if low is not None
-    ]
-    buckets.append(
-        LatencyBucket(
-            "no time logged",
-            None,
-            None,
-            requests - samples,
-            _ratio(requests - samples, requests) or 0.0,
+    buckets = []
+    for low, high in pairwise([*LATENCY_BOUNDS_MS, None]):
+        assert low is not None
+        n = sum(c for v, c in histogram if v >= low and (high is None or v < high))
+        buckets.append(
+            LatencyBucket(_bucket_label(low, high), low, high, n, _ratio(n, requests) or 0.0)
         )
+    untimed = requests - samples
+    buckets.append(
+        LatencyBucket("no time logged", None, None, untimed, _ratio(untimed, requests) or 0.0)
     )
     return totals, hit, classes, latency, buckets
 
 
-def _group(con: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> None:
-    # ONE scan for every panel below the totals: GROUPING SETS builds each set's groups side
-    # by side. Each column is in one set only, so GROUPING(col) = 0 says which set a row
-    # belongs to, and tells a real NULL key ("-" in the log) from "not grouped on this".
-    # The (domain, client_ip, user_agent) set is small next to the rows (one per visitor and
-    # domain) and everything per client, per domain, per place and per client type is summed
-    # from it. Integer arithmetic on epoch microseconds gives UTC minutes without time zones.
-    columns = [c for cols in _SETS for c in cols]
-    dim = (
-        "CASE "
-        + " ".join(f"WHEN GROUPING({cols[0]}) = 0 THEN {i}" for i, cols in enumerate(_SETS))
-        + " END"
-    )
-    sets = ", ".join("(" + ", ".join(cols) + ")" for cols in _SETS)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {_G} AS
-        SELECT {dim} AS dim, {", ".join(columns)}, {_MEASURES}
-        FROM (SELECT *, epoch_us(ts) // 60000000 AS minute FROM logs{where})
-        GROUP BY GROUPING SETS ({sets})
-        """,
-        params,
-    )
+def _quantile(histogram: list[tuple[int, int]], total: int, q: float) -> float | None:
+    """``quantile_cont`` over the values a (value, count) histogram stands for.
+
+    Linear interpolation between the two nearest ranks, as DuckDB's ``quantile_cont`` and
+    ``statistics.quantiles(method="inclusive")`` do: rank ``q * (total - 1)`` counted from 0.
+    """
+    if total == 0:
+        return None
+    position = q * (total - 1)
+    low_rank = int(position)
+    high_rank = min(low_rank + 1, total - 1)
+    low = high = None
+    seen = 0
+    for value, count in histogram:
+        seen += count
+        if low is None and seen > low_rank:
+            low = value
+        if seen > high_rank:
+            high = value
+            break
+    assert low is not None and high is not None
+    return low + (high - low) * (position - low_rank)
 
 
-def _with_visitors(con: duckdb.DuckDBPyConnection, totals: Totals) -> Totals:
+def _with_distinct(
+    con: duckdb.DuckDBPyConnection, totals: Totals, domains: list[DomainRow]
+) -> Totals:
+    """Unique client IPs and visitors of the whole window (one domain: that domain's)."""
+    if len(domains) == 1:
+        return replace(
+            totals, unique_clients=domains[0].unique_clients, visitors=domains[0].visitors
+        )
     row = con.execute(
-        f"""SELECT count(DISTINCT client_ip), count(DISTINCT (client_ip, user_agent))
-            FROM {_G} WHERE dim = 0"""
+        f"""SELECT (SELECT count(DISTINCT client_ip) FROM {_G}
+                    WHERE dim = {dim("client_ip")}),
+                   (SELECT count(DISTINCT pair) FROM {_G} WHERE dim = {PAIR_DIM})"""
     ).fetchone()
     assert row is not None
     return replace(totals, unique_clients=int(row[0]), visitors=int(row[1]))
@@ -485,8 +541,9 @@ def _with_visitors(con: duckdb.DuckDBPyConnection, totals: Totals) -> Totals:
 
 def _top_errors(con: duckdb.DuckDBPyConnection, top: int, requests: int) -> list[ErrorCode]:
     rows = con.execute(
-        f"""SELECT status, n FROM {_G} WHERE dim = 4 AND status >= 400
-            ORDER BY n DESC, status LIMIT {int(top)}"""
+        f"""SELECT status, sum(n)::BIGINT AS n FROM {_G}
+            WHERE dim = {dim("status")} AND status >= 400
+            GROUP BY status ORDER BY n DESC, status LIMIT {int(top)}"""
     ).fetchall()
     return [
         ErrorCode(status=int(s), requests=int(n), share=_ratio(int(n), requests) or 0.0)
@@ -497,10 +554,10 @@ def _top_errors(con: duckdb.DuckDBPyConnection, top: int, requests: int) -> list
 def _tops(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[TopItem]]:
     tops: dict[str, list[TopItem]] = {}
     for name, column in TOP_DIMENSIONS:
-        dim = next(i for i, cols in enumerate(_SETS) if column in cols)
+        which = dim(column)
         rows = con.execute(
             f"""SELECT {column} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b FROM {_G}
-                WHERE dim = {dim} GROUP BY k
+                WHERE dim = {which} GROUP BY k
                 ORDER BY n DESC, b DESC, k ASC NULLS LAST LIMIT {int(top)}"""
         ).fetchall()
         tops[name] = [TopItem(key=k, requests=int(n), bytes=int(b)) for k, n, b in rows]
@@ -508,7 +565,10 @@ def _tops(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[TopItem]]:
 
 
 def _time_series(con: duckdb.DuckDBPyConnection) -> tuple[list[HourRow], list[MinuteRow]]:
-    rows = con.execute(f"SELECT minute, n, b, e FROM {_G} WHERE dim = 5 ORDER BY minute").fetchall()
+    rows = con.execute(
+        f"""SELECT minute, sum(n)::BIGINT, sum(b)::BIGINT, sum(e)::BIGINT FROM {_G}
+            WHERE dim = {dim("minute")} GROUP BY minute ORDER BY minute"""
+    ).fetchall()
     per_minute = {int(m): (int(n), int(b), int(e)) for m, n, b, e in rows}
     first, last = int(rows[0][0]), int(rows[-1][0])
     slots: dict[int, int] = defaultdict(int)
@@ -549,11 +609,20 @@ def _time_series(con: duckdb.DuckDBPyConnection) -> tuple[list[HourRow], list[Mi
 def _domains(con: duckdb.DuckDBPyConnection, rejected_by_domain: dict[str, int]) -> list[DomainRow]:
     rows = con.execute(
         f"""
-        SELECT domain, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b, count(DISTINCT client_ip),
-               count(DISTINCT (client_ip, user_agent)), sum(h)::BIGINT, sum(hb)::BIGINT,
-               sum(e)::BIGINT
-        FROM {_G} WHERE dim = 0
-        GROUP BY domain ORDER BY n DESC, domain
+        WITH t AS (
+            SELECT domain, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b, sum(h)::BIGINT AS h,
+                   sum(hb)::BIGINT AS hb, sum(e)::BIGINT AS e
+            FROM {_G} WHERE dim = 0 GROUP BY domain
+        ), c AS (
+            SELECT domain, count(DISTINCT client_ip) AS c FROM {_G}
+            WHERE dim = {dim("client_ip")} GROUP BY domain
+        ), v AS (
+            SELECT domain, count(DISTINCT pair) AS v FROM {_G}
+            WHERE dim = {PAIR_DIM} GROUP BY domain
+        )
+        SELECT domain, n, b, coalesce(c, 0), coalesce(v, 0), h, hb, e
+        FROM t LEFT JOIN c USING (domain) LEFT JOIN v USING (domain)
+        WHERE n > 0 ORDER BY n DESC, domain
         """
     ).fetchall()
     return [
@@ -595,7 +664,7 @@ _GEO_KEYS = (
 
 
 def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
-    # The join is over the per-visitor groups, not the rows: a few hundred thousand at most.
+    # The join is over the per-IP groups, not the rows.
     keys = ", ".join(f"{expr} AS {name}" for name, expr in _GEO_KEYS)
     which = (
         "CASE "
@@ -611,23 +680,22 @@ def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
         f"""
         WITH j AS (
             SELECT g.*, {keys} FROM {_G} g LEFT JOIN {IP_TABLE} d USING (client_ip)
-            WHERE g.dim = 0
+            WHERE g.dim = {dim("client_ip")}
         )
         SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
-               count(DISTINCT (client_ip, user_agent)), sum(h)::BIGINT, sum(hb)::BIGINT,
+               sum(h)::BIGINT, sum(hb)::BIGINT,
                sum(e)::BIGINT, sum(t)::BIGINT, sum(tb)::BIGINT
         FROM j GROUP BY GROUPING SETS ({", ".join(f"({name})" for name, _ in _GEO_KEYS)})
         ORDER BY w, n DESC, b DESC, k
         """
     ).fetchall()
     geo: dict[str, list[GeoRow]] = {name: [] for name, _ in _GEO_KEYS}
-    for w, k, n, b, v, h, hb, e, t, tb in rows:
+    for w, k, n, b, h, hb, e, t, tb in rows:
         geo[_GEO_KEYS[int(w)][0]].append(
             GeoRow(
                 key=str(k),
                 requests=int(n),
                 bytes=int(b),
-                visitors=int(v),
                 hit_ratio_requests=_ratio(int(h), int(n)),
                 hit_ratio_bytes=_ratio(int(hb), int(b)),
                 errors=int(e),
@@ -647,7 +715,7 @@ def _by_errors(rows: list[GeoRow], top: int) -> list[ErrorItem]:
 def _ua_errors(con: duckdb.DuckDBPyConnection, top: int) -> list[ErrorItem]:
     rows = con.execute(
         f"""SELECT user_agent AS k, sum(e)::BIGINT AS e, sum(n)::BIGINT AS n FROM {_G}
-            WHERE dim = 0 GROUP BY k HAVING sum(e) > 0
+            WHERE dim = {dim("user_agent")} GROUP BY k HAVING sum(e) > 0
             ORDER BY e DESC, n DESC, k ASC NULLS LAST LIMIT {int(top)}"""
     ).fetchall()
     return [ErrorItem(k, int(e), int(n), _ratio(int(e), int(n))) for k, e, n in rows]
@@ -655,7 +723,8 @@ def _ua_errors(con: duckdb.DuckDBPyConnection, top: int) -> list[ErrorItem]:
 
 def _error_urls(con: duckdb.DuckDBPyConnection, top: int) -> list[ErrorItem]:
     rows = con.execute(
-        f"""SELECT path AS k, e, n FROM {_G} WHERE dim = 1 AND e > 0
+        f"""SELECT path AS k, sum(e)::BIGINT AS e, sum(n)::BIGINT AS n FROM {_G}
+            WHERE dim = {dim("path")} GROUP BY k HAVING sum(e) > 0
             ORDER BY e DESC, n DESC, k ASC NULLS LAST LIMIT {int(top)}"""
     ).fetchall()
     return [ErrorItem(k, int(e), int(n), _ratio(int(e), int(n))) for k, e, n in rows]
@@ -688,21 +757,20 @@ def _client_types(
         f"""
         WITH j AS (
             SELECT g.*, {keys} FROM {_G} g LEFT JOIN {UA_TABLE} u USING (user_agent)
-            WHERE g.dim = 0
+            WHERE g.dim = {dim("user_agent")}
         ), a AS (
-            SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
-                   count(DISTINCT (client_ip, user_agent)) AS v
+            SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b
             FROM j GROUP BY GROUPING SETS ({", ".join(f"({name})" for name, _ in _CLIENT_KEYS)})
         )
-        SELECT w, k, n, b, v FROM (
+        SELECT w, k, n, b FROM (
             SELECT *, row_number() OVER (PARTITION BY w ORDER BY n DESC, b DESC, k) AS r FROM a
         ) WHERE r <= {int(top)} ORDER BY w, r
         """
     ).fetchall()
     result: dict[str, list[ClientTypeRow]] = {name: [] for name, _ in _CLIENT_KEYS}
-    for w, k, n, b, v in rows:
+    for w, k, n, b in rows:
         result[_CLIENT_KEYS[int(w)][0]].append(
-            ClientTypeRow(str(k), int(n), int(b), int(v), _ratio(int(n), requests) or 0.0)
+            ClientTypeRow(str(k), int(n), int(b), _ratio(int(n), requests) or 0.0)
         )
     return result
 
@@ -718,7 +786,7 @@ def _referer_domains(con: duckdb.DuckDBPyConnection, top: int) -> list[TopItem]:
         SELECT CASE WHEN referer IS NULL THEN NULL
                     ELSE coalesce(nullif(lower(regexp_extract(referer, ?, 1)), ''), ?) END AS k,
                sum(n)::BIGINT AS n, sum(b)::BIGINT AS b
-        FROM {_G} WHERE dim = 2 GROUP BY k
+        FROM {_G} WHERE dim = {dim("referer")} GROUP BY k
         ORDER BY n DESC, b DESC, k ASC NULLS LAST LIMIT {int(top)}
         """,
         [_REFERER_HOST, NOT_A_URL_LABEL],

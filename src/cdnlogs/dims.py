@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 
 from cdnlogs import geoip, useragent
-from cdnlogs.fastpath import quote_sql
+from cdnlogs.dataset import quote_sql
 
 DIMS_DIR = "_dims"
 IP_FILE = "ip.parquet"

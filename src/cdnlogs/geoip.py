@@ -24,8 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from cdnlogs.dataset import quote_sql
 from cdnlogs.errors import ConfigError
-from cdnlogs.fastpath import quote_sql
 
 HEADER_SIZE = 256
 #: ``xdb`` format version this reader understands (ip2region's IPv4 database).

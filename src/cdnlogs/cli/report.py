@@ -19,6 +19,7 @@ from cdnlogs.dims import DimensionStore
 from cdnlogs.errors import UsageError
 from cdnlogs.report.html import write_html
 from cdnlogs.report.text import render_text
+from cdnlogs.rollup import RollupStore
 from cdnlogs.timeutil import parse_when
 
 #: Width of the plain text report when stdout is not a terminal (pipes, cron mail, files).
@@ -103,11 +104,13 @@ def report_command(
 
 def _run(root: Path, filters: Filters, geo_db: Path | None) -> Report:
     dims = DimensionStore(root, geo_db)  # checks the IP database before any work
+    rollups = RollupStore(root)
     con = connect(root)
     try:
-        result = analyze(con, filters, dims)
+        result = analyze(con, filters, dims, rollups)
     finally:
         con.close()
+        rollups.close()
     if not root.is_dir():
         hint = f"no dataset at {root} (run `cdnlogs ingest` first, or pass --dataset)"
         result = replace(result, notes=[hint])

@@ -144,7 +144,7 @@ BUSIEST_MINUTES = 10
 
 
 def _geo_panel(name: str, rows: list[GeoRow], title: str) -> Panel:
-    headers = ("requests", "bytes", "visitors", "hit (req)", "hit (bytes)", "errors")
+    headers = ("requests", "bytes", "hit (req)", "hit (bytes)", "errors")
     return Panel(
         ident=f"geo-{name}",
         title=title,
@@ -154,7 +154,6 @@ def _geo_panel(name: str, rows: list[GeoRow], title: str) -> Panel:
                 visible(r.key),
                 fmt_int(r.requests),
                 fmt_bytes(r.bytes),
-                fmt_int(r.visitors),
                 fmt_ratio(r.hit_ratio_requests),
                 fmt_ratio(r.hit_ratio_bytes),
                 fmt_int(r.errors),
@@ -208,14 +207,13 @@ def client_panels(report: Report) -> list[Panel]:
             Panel(
                 ident=f"clients-{name}",
                 title=f"Client types: {label}",
-                headers=(label, "requests", "share", "bytes", "visitors"),
+                headers=(label, "requests", "share", "bytes"),
                 rows=[
                     (
                         visible(r.key),
                         fmt_int(r.requests),
                         fmt_ratio(r.share),
                         fmt_bytes(r.bytes),
-                        fmt_int(r.visitors),
                     )
                     for r in report.client_types.get(name, [])
                 ],
