@@ -103,7 +103,7 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     errors = sum(c.requests for c in report.status_classes if c.label in ("4xx", "5xx"))
     error_rate = errors / t.requests if t.requests else None
     return [
-        ("Requests (PV)", fmt_int(t.requests)),
+        ("Requests", fmt_int(t.requests)),
         ("Visitors (UV: IP + User-Agent)", fmt_int(t.visitors)),
         ("Response bytes", fmt_bytes(t.bytes)),
         ("Unique client IPs", fmt_int(t.unique_clients)),

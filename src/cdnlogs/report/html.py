@@ -243,7 +243,7 @@ def chart_label(value: str) -> str:
 def _minutes_figure(report: Report) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(
-        go.Scattergl(
+        go.Scatter(
             x=[m.minute.strftime("%Y-%m-%d %H:%M") for m in report.minutes],
             y=[m.mbps for m in report.minutes],
             name="Mbps",
