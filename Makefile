@@ -22,6 +22,10 @@ browser:
 	@{ command -v chromium && command -v goaccess; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium goaccess; \
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium goaccess; fi; }
+	@# A CJK font, so the report's province and ISP names (Chinese) render in the screenshots.
+	@test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || { \
+	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei; \
+	  else sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei; fi; }
 
 # Java 17 from Debian's packages, for the Spark test (tests/test_engines.py reads the dataset
 # with pyspark in local mode; the test points JAVA_HOME at /usr/lib/jvm/java-17-openjdk-*).

@@ -1,121 +1,194 @@
-"""Benchmark of `cdnlogs report` over a large dataset (not a timed test).
+"""Benchmark of `cdnlogs report` with the client panels vs before them and vs GoAccess.
 
-Writes N rows (default 10 million) straight into the dataset layout with DuckDB, in hourly
-files for two domains over five days, then times ``analyze`` (the whole report), the terminal
-and HTML renderings, and a filtered report, on the connection ``cdnlogs report`` uses. Prints
-rows/s, peak RSS and the ratio to GoAccess re-reading the same number of lines at its measured
-12.8 k lines/s (``shared/reference/performance-limits.md``).
+Side by side in one run, on busy lines (``simulator.busylog``: 2 M lines have 461 k distinct
+clients, 2,338 User-Agents):
 
-    .venv/bin/python bench/report_bench.py [--rows 10000000] [--work bench/work/report]
+1. ``cdnlogs ingest`` of one N-line ``.gz`` (the dimensions and rollups are not built at
+   ingest, so this is the clean ingest either way).
+2. The report over those N rows: the report before the panels (``analyze.py`` at BASELINE,
+   loaded from git), the report now grouping the rows directly (no rollups), now cold (builds
+   ``_dims`` and ``_rollups``: what the first report after an ingest pays) and now warm.
+3. GoAccess (geolocation off: it needs a MaxMind key) on the same N plain lines.
+4. N x COPIES rows (the same file ingested under other names): the same reports, and GoAccess
+   re-reading N x COPIES lines (measured at N and scaled, unless --goaccess-all).
+
+    .venv/bin/python bench/report_bench.py [--lines 2000000] [--copies 5] [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import resource
+import importlib.util
+import shutil
+import subprocess
+import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
-import duckdb
-from rich.console import Console
+sys.path.insert(0, str(Path(__file__).parent))
 
-from cdnlogs.analyze import Filters, analyze
+import ingest_bench as ib
+from cdnlogs import analyze as now
 from cdnlogs.dataset import connect
-from cdnlogs.report.html import render_html
-from cdnlogs.report.text import render_text
+from cdnlogs.dims import DIMS_DIR, DimensionStore
+from cdnlogs.rollup import ROLLUP_DIR, RollupStore
 
-GOACCESS_LINES_PER_SECOND = 12_800
-DOMAINS = ("a.example.com", "b.example.com")
-DAYS = 5
-
-
-def generate(root: Path, total: int) -> None:
-    """Write about ``total`` rows as hourly Parquet files, unless they are already there."""
-    if any(root.glob("domain=*/date=*/*.parquet")):
-        return
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    per_file = total // (len(DOMAINS) * DAYS * 24)
-    # One block of random rows, reused for every hour: the report's work does not depend on
-    # the values repeating, and generation stays a fraction of the benchmark's time.
-    con.execute(
-        f"""CREATE TABLE base AS SELECT
-          (random() * 3599)::INT AS sec,
-          '10.' || (random() * 20)::INT || '.' || (random() * 255)::INT || '.'
-              || (pow(random(), 3) * 255)::INT AS client_ip,
-          (pow(random(), 2) * 4000)::BIGINT AS rt,
-          CASE WHEN random() < 0.5 THEN NULL
-               ELSE 'https://ref' || (random() * 50)::INT || '.example/' END AS referer,
-          '/static/' || (pow(random(), 4) * 50000)::INT || '.js' AS path,
-          [200, 200, 200, 200, 200, 200, 206, 304, 404, 403, 500, 502][(random() * 11)::INT + 1]
-              AS status,
-          (random() * 900)::BIGINT AS reqb, (random() * 300000)::BIGINT AS respb,
-          CASE WHEN random() < 0.8 THEN 'HIT' ELSE 'MISS' END AS cache,
-          'Mozilla/5.0 agent ' || (pow(random(), 3) * 300)::INT AS ua,
-          ['text/html', 'application/javascript', 'image/png'][(random() * 2)::INT + 1] AS ctype
-        FROM range({per_file})"""
-    )
-    for domain in DOMAINS:
-        for day in range(1, DAYS + 1):
-            date = f"2026-11-{day:02d}"
-            out = root / f"domain={domain}" / f"date={date}"
-            out.mkdir(parents=True, exist_ok=True)
-            for hour in range(24):
-                stem = f"{domain}_{date.replace('-', '_')}_{hour:02d}0000_{(hour + 1) % 24:02d}0000"
-                con.execute(
-                    f"""COPY (SELECT
-                        TIMESTAMPTZ '{date} {hour:02d}:00:00+00' + to_seconds(sec) AS ts,
-                        480 AS utc_offset_minutes, client_ip, NULL::VARCHAR AS proxy_ip,
-                        rt AS response_time_ms, referer, 'GET' AS method, 'https' AS scheme,
-                        '{domain}' AS host, path, NULL::VARCHAR AS query,
-                        status::INTEGER AS status, reqb AS request_bytes,
-                        respb AS response_bytes, cache AS cache_status, ua AS user_agent,
-                        ctype AS content_type, 'https' AS protocol,
-                        '{stem}.gz' AS source_file FROM base)
-                    TO '{out / (stem + ".parquet")}' (FORMAT parquet, COMPRESSION zstd)"""
-                )
-    con.close()
+#: The commit whose analyze.py is the "before" column (the report without the panels).
+BASELINE = "75b455c"
 
 
-def timed(label: str, rows: int, func: object) -> float:
-    """Run ``func`` once and print its time and rate."""
-    assert callable(func)
+def baseline(work: Path) -> ModuleType:
+    """``cdnlogs.analyze`` as it was at BASELINE, imported from a copy."""
+    path = work / "analyze_baseline.py"
+    text = subprocess.run(
+        ["git", "show", f"{BASELINE}:src/cdnlogs/analyze.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+    ).stdout
+    path.write_text(text, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("analyze_baseline", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def timed(label: str, rows: int, func: Callable[[], object]) -> float:
     start = time.perf_counter()
     func()
     seconds = time.perf_counter() - start
-    print(f"{label:<34} {seconds:7.2f} s  {rows / seconds / 1e6:6.2f} M rows/s")
+    print(f"  {label:<44} {seconds:7.2f} s  {rows / seconds / 1e6:6.2f} M rows/s", flush=True)
     return seconds
 
 
-def main() -> None:
-    """Generate (once), then time the report."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--work", type=Path, default=Path("bench/work/report"))
-    args = parser.parse_args()
-    root = args.work / f"dataset-{args.rows}"
-    start = time.perf_counter()
-    generate(root, args.rows)
-    print(f"dataset ready in {time.perf_counter() - start:.1f} s: {root}")
-
-    con = connect(root)
-    report = analyze(con, Filters())  # warm the file cache, as a second run would
-    rows = report.totals.requests
-    seconds = timed("analyze (everything)", rows, lambda: analyze(con, Filters()))
-    timed("render text", rows, lambda: render_text(report, Console(file=io.StringIO())))
-    timed("render html", rows, lambda: render_html(report))
-    since = datetime(2026, 11, 3, tzinfo=UTC)
-    one = Filters(domains=(DOMAINS[0],), since=since)
-    filtered = analyze(con, one).totals.requests
-    timed(f"analyze one domain, 3 days ({filtered:,})", filtered, lambda: analyze(con, one))
-    goaccess = rows / GOACCESS_LINES_PER_SECOND
-    print(
-        f"rows: {rows:,}; GoAccess re-reading them: ~{goaccess:.0f} s; "
-        f"ratio {goaccess / seconds:.0f}x"
+def reports(dataset: Path, rows: int, before: ModuleType) -> dict[str, float]:
+    """Time every report variant over ``dataset``; dimensions and rollups start absent."""
+    shutil.rmtree(dataset / DIMS_DIR, ignore_errors=True)
+    shutil.rmtree(dataset / ROLLUP_DIR, ignore_errors=True)
+    con = connect(dataset)
+    before.analyze(con, before.Filters())  # warm the page cache, as a second run would
+    out = {
+        "before": timed(
+            "report before the panels", rows, lambda: before.analyze(con, before.Filters())
+        ),
+        "direct": timed(
+            "now, rows grouped directly (no rollups)",
+            rows,
+            lambda: now.analyze(con, now.Filters()),
+        ),
+        "cold": timed(
+            "now, cold (builds _dims and _rollups)",
+            rows,
+            lambda: now.analyze(con, now.Filters(), DimensionStore(dataset), RollupStore(dataset)),
+        ),
+        "warm": timed(
+            "now, warm",
+            rows,
+            lambda: now.analyze(con, now.Filters(), DimensionStore(dataset), RollupStore(dataset)),
+        ),
+    }
+    out["warm"] = min(
+        out["warm"],
+        timed(
+            "now, warm (again)",
+            rows,
+            lambda: now.analyze(con, now.Filters(), DimensionStore(dataset), RollupStore(dataset)),
+        ),
     )
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    con.close()
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "cdnlogs"),
+            "report",
+            "--dataset",
+            str(dataset),
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    out["cli"] = time.perf_counter() - start
+    print(f"  {'`cdnlogs report --json`, warm, whole command':<44} {out['cli']:7.2f} s")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=2_000_000)
+    parser.add_argument("--copies", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("bench/work/report"))
+    parser.add_argument("--goaccess-all", action="store_true", help="run GoAccess on copies x N")
+    args = parser.parse_args()
+    work = args.work.absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    before = baseline(work)
+    gz = work / f"source-busy-{args.lines}.gz"
+    plain = work / f"source-busy-{args.lines}.log"
+    if not gz.exists():
+        start = time.perf_counter()
+        ib.write_gz(gz, ib.generate_busy_lines(ib.DOMAIN, ib.HOUR, args.lines, 1))
+        print(f"generated {args.lines:,} lines in {time.perf_counter() - start:.1f}s")
+    if not plain.exists():
+        subprocess.run(f"gzip -dc {gz} > {plain}", shell=True, check=True)
+    cdnlogs = str(Path(sys.executable).parent / "cdnlogs")
+    out = work / "archive"
+    shutil.rmtree(out, ignore_errors=True)
+    ib.add_source(out, f"{ib.DOMAIN}_2024_03_01_100000_110000.gz", gz)
+    wall, rss, _ = ib.run_child([cdnlogs, "ingest", "--out", str(out), "--json"])
+    print(
+        f"ingest of {args.lines:,} lines: {wall:.2f} s, {args.lines / wall:,.0f} lines/s, "
+        f"peak RSS {rss / 1e6:.0f} MB (dimensions and rollups are not built here)"
+    )
+    dataset = out / ".cdnlogs" / "dataset"
+    print(f"report over {args.lines:,} rows:")
+    small = reports(dataset, args.lines, before)
+    ga_wall, general = ib.goaccess(plain, work / "goaccess.json")
+    ga_rate = args.lines / ga_wall
+    print(
+        f"goaccess on {args.lines:,} lines: {ga_wall:.2f} s, {ga_rate:,.0f} lines/s "
+        f"({general['valid_requests']:,} valid)"
+    )
+    first = wall + small["cold"]
+    print(
+        f"ingest + first report: {first:.2f} s now vs {wall + small['before']:.2f} s before "
+        f"({first / (wall + small['before']):.2f}x); GoAccess {ga_wall / first:.1f}x slower"
+    )
+    for name in ("before", "direct", "cold", "warm"):
+        print(f"  {name:>6}: {ga_wall / small[name]:6.1f}x GoAccess")
+
+    names = [
+        f"{ib.DOMAIN}_2024_03_01_{11 + i:02d}0000_{12 + i:02d}0000.gz"
+        for i in range(args.copies - 1)
+    ]
+    for name in names:
+        ib.add_source(out, name, gz)
+    more, _, _ = ib.run_child([cdnlogs, "ingest", "--out", str(out), "--json"])
+    total = args.lines * args.copies
+    print(f"ingest of {args.copies - 1} more copies: {more:.2f} s")
+    print(f"report over {total:,} rows:")
+    big = reports(dataset, total, before)
+    if args.goaccess_all:
+        big_plain = work / "goaccess-all.log"
+        with big_plain.open("wb") as sink:
+            for _ in range(args.copies):
+                with plain.open("rb") as src:
+                    shutil.copyfileobj(src, sink)
+        ga_big, _ = ib.goaccess(big_plain, work / "goaccess-big.json")
+        note = "measured"
+    else:
+        ga_big = ga_wall * args.copies
+        note = f"measured at {args.lines:,} lines, scaled x{args.copies}"
+    print(f"GoAccess re-reading {total:,} lines: {ga_big:.0f} s ({note})")
+    for name in ("before", "direct", "cold", "warm", "cli"):
+        print(
+            f"  {name:>6}: {big[name]:6.2f} s = {ga_big / big[name]:6.1f}x GoAccess (goal >= 100x)"
+        )
 
 
 if __name__ == "__main__":

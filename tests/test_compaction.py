@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from cdnlogs import compaction
+from cdnlogs.analyze import Filters
 from cdnlogs.cli import cli
+from cdnlogs.cli.report import _run as report_run
 from cdnlogs.compaction import CompactOptions, compact_dataset, is_settled
 from cdnlogs.config import Settings
 from cdnlogs.datafiles import CompactedName, choose_files
@@ -122,10 +124,16 @@ def test_totals_are_exact_in_the_middle_of_an_in_place_swap(
     seen: list[tuple[dict[tuple[str, str], tuple[int, int]], ...]] = []
     real = compaction._fsync_dir
 
+    reported: list[int] = []
+
     def spy(path: Path) -> None:
         real(path)
         if path.name == f"date={DAY}":  # the new files are in, the old ones not yet removed
             seen.append((totals(settings.dataset_dir), _glob_totals(settings), _names_of(path)))
+            # The report's panels are summed from per-file rollups: of the files readers count
+            # (the new generation), not of every file in the partition.
+            report = report_run(settings.dataset_dir, Filters(), None)
+            reported.append(sum(row.requests for row in report.client_types["device_class"]))
 
     def _names_of(path: Path) -> dict[tuple[str, str], tuple[int, int]]:
         return {("files", str(len(os.listdir(path)))): (0, 0)}
@@ -141,6 +149,7 @@ def test_totals_are_exact_in_the_middle_of_an_in_place_swap(
         requests, size = before[(domain, DAY)]
         assert globbed[(domain, DAY)] == (2 * requests, 2 * size)  # the day's rows twice
     assert totals(settings.dataset_dir) == before
+    assert reported == [sum(requests for requests, _ in before.values())] * 2
 
 
 def test_re_downloaded_source_of_a_compacted_day_is_compacted_again(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from playwright.sync_api import BrowserContext, sync_playwright
 from rich.console import Console
 
 from cdnlogs.analyze import Filters, Report, analyze
-from cdnlogs.report.html import render_html, write_html
+from cdnlogs.dims import DimensionStore
+from cdnlogs.report import client_panels
+from cdnlogs.report.html import chart_label, render_html, write_html
 from cdnlogs.report.text import render_text
 
 # The dataset builder and its oracle live with the analyze tests (pytest puts tests/ on the path).
@@ -32,7 +34,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CHART_IDS = ("chart-traffic", "chart-requests", "chart-status", "chart-hit")
+CHART_IDS = (
+    "chart-traffic",
+    "chart-requests",
+    "chart-status",
+    "chart-hit",
+    "chart-minutes",
+    "chart-province",
+    "chart-isp",
+    "chart-country",
+    "chart-latency",
+    "chart-device",
+    "chart-browser",
+    "chart-os",
+)
 
 
 class Tables(HTMLParser):
@@ -212,6 +227,7 @@ def test_html_numbers_equal_terminal_numbers(report: Report) -> None:
     expected_tables = {"summary", "status", "errors", "domains", "hours"} | {
         f"top-{n}" for n in report.tops
     }
+    expected_tables |= {panel.ident for panel in client_panels(report)}
     assert expected_tables <= parser.tables.keys()
     checked = 0
     for table_id, rows in parser.tables.items():
@@ -223,3 +239,45 @@ def test_html_numbers_equal_terminal_numbers(report: Report) -> None:
     summary = {row[0]: row[1] for row in parser.tables["summary"][1:]}
     assert summary["Requests"] == f"{report.totals.requests:,}"
     assert summary["Rejected lines"] == "4"
+
+
+@pytest.mark.browser
+def test_chromium_renders_the_client_panels_of_busy_traffic(
+    browser: BrowserContext, tmp_path: Path
+) -> None:
+    from test_report_panels import build
+
+    root = tmp_path / "dataset"
+    build(root)
+    busy = analyze(open_dataset(root), Filters(top=10), DimensionStore(root))
+    path = tmp_path / "busy.html"
+    write_html(busy, path)
+    result = load(browser, path, "report_html_busy.png")
+    assert result["console"] == []
+    assert result["requests"] == [path.as_uri()]
+    for chart_id in CHART_IDS:
+        assert result["charts"][chart_id]["traces"] >= 1, chart_id
+    assert result["charts"]["chart-device"]["points"] >= 3  # bot, mobile, desktop slices
+    assert result["data"] == json.loads(json.dumps(busy.to_dict()))
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_timeout(300)
+    labels = page.evaluate(
+        "Array.from(document.querySelectorAll('#chart-province .xtick text'))"
+        ".map(t => t.textContent)"
+    )
+    assert labels[:3] == [r.key for r in busy.geo["province"][:3]]
+    # The README's picture (docs/report-screenshot.png is a copy): the new panels' charts.
+    box = page.locator("#chart-minutes").bounding_box()
+    assert box is not None
+    page.screenshot(
+        path=str(ACTUAL / "report_html_readme.png"),
+        clip={"x": 0, "y": box["y"] - 20, "width": 1280, "height": 1500},
+        full_page=True,
+    )
+    page.close()
+
+
+def test_chart_labels_cannot_carry_markup() -> None:
+    assert chart_label('<a href="x">Evil</a>\x1b') == '&lt;a href="x"&gt;Evil&lt;/a&gt;\\x1b'

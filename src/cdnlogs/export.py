@@ -19,6 +19,7 @@ from typing import BinaryIO
 import duckdb
 
 from cdnlogs.errors import UsageError
+from cdnlogs.window import where_sql
 
 EXPORT_FORMATS = ("csv", "jsonl", "parquet", "clf")
 #: Rows fetched from DuckDB at a time when writing CLF lines.
@@ -35,18 +36,9 @@ class ExportFilter:
 
 
 def _where(flt: ExportFilter) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if flt.domains:
-        clauses.append("domain IN (SELECT unnest(?::VARCHAR[]))")
-        params.append(list(flt.domains))
-    if flt.since is not None:
-        clauses.append("ts >= ?")
-        params.append(flt.since)
-    if flt.until is not None:
-        clauses.append("ts < ?")
-        params.append(flt.until)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    # The report's filter, date partition terms included, so an export reads only the
+    # partitions its window can touch.
+    return where_sql(flt.domains, flt.since, flt.until)
 
 
 def _esc(expr: str) -> str:

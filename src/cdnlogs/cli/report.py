@@ -20,10 +20,12 @@ from cdnlogs.cli.options import (
     make_settings,
     out_option,
 )
-from cdnlogs.dataset import RemoteDataset, connect, dataset_root
+from cdnlogs.dataset import RemoteDataset, connect, data_files, dataset_root
+from cdnlogs.dims import DimensionStore
 from cdnlogs.errors import UsageError
 from cdnlogs.report.html import write_html
 from cdnlogs.report.text import render_text
+from cdnlogs.rollup import RollupStore
 from cdnlogs.timeutil import parse_when
 
 #: Width of the plain text report when stdout is not a terminal (pipes, cron mail, files).
@@ -96,7 +98,7 @@ def report_command(
     )
     if filters.since and filters.until and filters.since >= filters.until:
         raise UsageError("--since must be before --until")
-    result = _run(dataset_root(settings), filters)
+    result = _run(dataset_root(settings), filters, settings.geoip_db)
     if html_path is not None:
         write_html(result, html_path)
     if as_json:
@@ -107,12 +109,20 @@ def report_command(
         click.echo(f"Wrote {html_path}", err=True)
 
 
-def _run(root: Path | RemoteDataset, filters: Filters) -> Report:
+def _run(root: Path | RemoteDataset, filters: Filters, geo_db: Path | None) -> Report:
+    # A dataset on a store keeps no _dims or _rollups (they would be written beside it): its
+    # dimensions are looked up in memory and its groups built from the rows; same numbers.
+    local = root if isinstance(root, Path) else None
+    dims = DimensionStore(local, geo_db)  # checks the IP database before any work
     con = connect(root)
+    # Rollups of the files a reader counts now: after a compaction, not the per-source files
+    # it replaced but has not removed yet.
+    rollups = RollupStore(local, counted=set(data_files(con, root)) if local is not None else None)
     try:
-        result = analyze(con, filters)
+        result = analyze(con, filters, dims, rollups)
     finally:
         con.close()
+        rollups.close()
     if not root.is_dir():
         hint = f"no dataset at {root} (run `cdnlogs ingest` first, or pass --dataset)"
         result = replace(result, notes=[hint])

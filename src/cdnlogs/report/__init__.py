@@ -7,9 +7,10 @@ number reads the same in the terminal and in the HTML file. Reporters never run 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cdnlogs.analyze import Report
+from cdnlogs.analyze import ErrorItem, GeoRow, Report
 
 #: Titles of the top tables, keyed like ``Report.tops``; the second item heads the key column.
 TOP_TITLES: dict[str, tuple[str, str]] = {
@@ -66,6 +67,11 @@ def fmt_mbps(value: float) -> str:
     return f"{value:,.3f} Mbps"
 
 
+def fmt_speed(value: float | None) -> str:
+    """A download speed in decimal bytes per second (``1.23 MB/s``), or ``-``."""
+    return "-" if value is None else f"{fmt_bytes(round(value))}/s"
+
+
 def fmt_time(value: datetime | None) -> str:
     """``2026-11-01 13:00Z`` (UTC, minutes), or ``-``."""
     return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
@@ -91,8 +97,14 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
     peak = "-"
     if report.peak_hour is not None:
         peak = f"{fmt_mbps(report.peak_mbps)} in the hour {fmt_time(report.peak_hour)}"
+    peak_minute = "-"
+    if report.peak_minute is not None:
+        peak_minute = f"{fmt_mbps(report.peak_minute_mbps)} at {fmt_time(report.peak_minute)}"
+    errors = sum(c.requests for c in report.status_classes if c.label in ("4xx", "5xx"))
+    error_rate = errors / t.requests if t.requests else None
     return [
         ("Requests", fmt_int(t.requests)),
+        ("Visitors (UV: IP + User-Agent)", fmt_int(t.visitors)),
         ("Response bytes", fmt_bytes(t.bytes)),
         ("Unique client IPs", fmt_int(t.unique_clients)),
         ("Rejected lines", fmt_int(t.rejected_lines)),
@@ -104,7 +116,133 @@ def summary_rows(report: Report) -> list[tuple[str, str]]:
         ("Response time p95", fmt_ms(lat.p95_ms)),
         ("Response time p99", fmt_ms(lat.p99_ms)),
         ("Peak bandwidth (5-min)", peak),
+        ("Peak minute", peak_minute),
+        ("Download speed (bytes / time)", fmt_speed(t.speed_bytes_per_second)),
+        ("Error rate", fmt_ratio(error_rate)),
     ]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One table of the client panels, already formatted: both reporters show these strings.
+
+    The first ``key_columns`` cells hold text from the logs or the databases (escaped by the
+    reporter, control characters already made visible).
+    """
+
+    ident: str
+    title: str
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    key_columns: int = 1
+
+
+_GEO_TITLES = {"province": "province", "isp": "ISP", "country": "country"}
+_CLIENT_TITLES = {"device_class": "device class", "browser": "browser", "os": "operating system"}
+#: The busiest minutes listed (the whole per-minute series is in --json and the HTML chart).
+BUSIEST_MINUTES = 10
+
+
+def _geo_panel(name: str, rows: list[GeoRow], title: str) -> Panel:
+    headers = ("requests", "bytes", "hit (req)", "hit (bytes)", "errors")
+    return Panel(
+        ident=f"geo-{name}",
+        title=title,
+        headers=(_GEO_TITLES[name], *headers, "error rate", "speed"),
+        rows=[
+            (
+                visible(r.key),
+                fmt_int(r.requests),
+                fmt_bytes(r.bytes),
+                fmt_ratio(r.hit_ratio_requests),
+                fmt_ratio(r.hit_ratio_bytes),
+                fmt_int(r.errors),
+                fmt_ratio(r.error_rate),
+                fmt_speed(r.speed_bytes_per_second),
+            )
+            for r in rows
+        ],
+    )
+
+
+def _error_panel(ident: str, title: str, key: str, items: list[ErrorItem]) -> Panel:
+    return Panel(
+        ident=ident,
+        title=title,
+        headers=(key, "errors", "requests", "error rate"),
+        rows=[
+            (fmt_key(i.key), fmt_int(i.errors), fmt_int(i.requests), fmt_ratio(i.error_rate))
+            for i in items
+        ],
+    )
+
+
+def client_panels(report: Report) -> list[Panel]:
+    """The panels of places, client types, errors, latency, referers and busiest minutes."""
+    top = report.filters.top
+    errors = report.errors_by
+    panels = [
+        _geo_panel("province", report.geo.get("province", []), "Per province"),
+        _geo_panel("isp", report.geo.get("isp", []), "Per ISP"),
+        _geo_panel("country", report.geo.get("country", [])[:top], "Top countries"),
+        _error_panel(
+            "errors-province", "Errors by province", "province", errors.get("province", [])
+        ),
+        _error_panel("errors-isp", "Errors by ISP", "ISP", errors.get("isp", [])),
+        _error_panel(
+            "errors-ua", "Errors by user agent", "user agent", errors.get("user_agent", [])
+        ),
+        _error_panel("error-urls", "Top error URLs", "path", report.error_urls),
+        Panel(
+            ident="latency-buckets",
+            title="Response time distribution",
+            headers=("response time", "requests", "share"),
+            rows=[
+                (b.label, fmt_int(b.requests), fmt_ratio(b.share)) for b in report.latency_buckets
+            ],
+        ),
+    ]
+    for name, label in _CLIENT_TITLES.items():
+        panels.append(
+            Panel(
+                ident=f"clients-{name}",
+                title=f"Client types: {label}",
+                headers=(label, "requests", "share", "bytes"),
+                rows=[
+                    (
+                        visible(r.key),
+                        fmt_int(r.requests),
+                        fmt_ratio(r.share),
+                        fmt_bytes(r.bytes),
+                    )
+                    for r in report.client_types.get(name, [])
+                ],
+            )
+        )
+    panels.append(
+        Panel(
+            ident="referer-domains",
+            title="Top referer domains",
+            headers=("referer domain", "requests", "bytes"),
+            rows=[
+                (fmt_key(i.key), fmt_int(i.requests), fmt_bytes(i.bytes))
+                for i in report.referer_domains
+            ],
+        )
+    )
+    busiest = sorted(report.minutes, key=lambda m: (-m.bytes, m.minute))[:BUSIEST_MINUTES]
+    panels.append(
+        Panel(
+            ident="busiest-minutes",
+            title="Busiest minutes (UTC)",
+            headers=("minute", "Mbps", "bytes", "requests"),
+            rows=[
+                (fmt_time(m.minute), fmt_mbps(m.mbps), fmt_bytes(m.bytes), fmt_int(m.requests))
+                for m in busiest
+            ],
+        )
+    )
+    return panels
 
 
 def empty_message(report: Report) -> str:
@@ -116,6 +254,8 @@ def empty_message(report: Report) -> str:
 __all__ = [
     "MISSING_KEY",
     "TOP_TITLES",
+    "Panel",
+    "client_panels",
     "empty_message",
     "fmt_bytes",
     "fmt_int",
@@ -123,6 +263,7 @@ __all__ = [
     "fmt_mbps",
     "fmt_ms",
     "fmt_ratio",
+    "fmt_speed",
     "fmt_time",
     "summary_rows",
     "visible",

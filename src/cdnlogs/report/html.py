@@ -24,6 +24,8 @@ from cdnlogs.__about__ import __version__
 from cdnlogs.analyze import Report
 from cdnlogs.report import (
     TOP_TITLES,
+    Panel,
+    client_panels,
     empty_message,
     fmt_bytes,
     fmt_int,
@@ -70,6 +72,7 @@ def render_html(report: Report) -> str:
         parts.append(_error_table(report))
         parts.append(_domain_table(report))
         parts.extend(_top_table(report, name) for name in TOP_TITLES)
+        parts.extend(_panel_table(panel) for panel in client_panels(report))
         parts.append(_hour_table(report))
     # The numbers, machine-readable, for anyone who wants to check or reuse them. "<" is
     # escaped so no log value can close the script element.
@@ -119,6 +122,17 @@ def _charts(report: Report) -> str:
         ("chart-requests", _requests_figure(report)),
         ("chart-status", _status_figure(report)),
         ("chart-hit", _hit_figure(report)),
+        ("chart-minutes", _minutes_figure(report)),
+        (
+            "chart-province",
+            _geo_figure(report, "province", "Requests and download speed per province"),
+        ),
+        ("chart-isp", _geo_figure(report, "isp", "Requests and download speed per ISP")),
+        ("chart-country", _geo_figure(report, "country", "Top countries")),
+        ("chart-latency", _latency_figure(report)),
+        ("chart-device", _client_figure(report, "device_class", "Client types: device class")),
+        ("chart-browser", _client_figure(report, "browser", "Client types: browser")),
+        ("chart-os", _client_figure(report, "os", "Client types: operating system")),
     ]
     divs = []
     for div_id, fig in figures:
@@ -216,7 +230,115 @@ def _hit_figure(report: Report) -> go.Figure:
     return fig
 
 
+#: Bars shown in a place or client chart (the tables list more).
+CHART_BARS = 15
+
+
+def chart_label(value: str) -> str:
+    """A chart label from a database or rule set: plotly reads pseudo-HTML in labels, so
+    ``<``, ``>`` and ``&`` are entities and control characters are made visible."""
+    return escape(visible(value), quote=False)
+
+
+def _minutes_figure(report: Report) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[m.minute.strftime("%Y-%m-%d %H:%M") for m in report.minutes],
+            y=[m.mbps for m in report.minutes],
+            name="Mbps",
+            mode="lines",
+        )
+    )
+    if report.peak_minute is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=[report.peak_minute.strftime("%Y-%m-%d %H:%M")],
+                y=[report.peak_minute_mbps],
+                name=f"peak {fmt_mbps(report.peak_minute_mbps)}",
+                mode="markers",
+                marker={"size": 10, "color": "#d62728"},
+            )
+        )
+    fig.update_layout(**_layout("Bandwidth per minute (UTC)", yaxis={"title": {"text": "Mbps"}}))
+    return fig
+
+
+def _geo_figure(report: Report, name: str, title: str) -> go.Figure:
+    rows = report.geo.get(name, [])[:CHART_BARS]
+    labels = [chart_label(r.key) for r in rows]
+    speeds = [
+        None if r.speed_bytes_per_second is None else r.speed_bytes_per_second / 1e6 for r in rows
+    ]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=labels, y=[r.requests for r in rows], name="requests"))
+    fig.add_trace(
+        go.Scatter(x=labels, y=speeds, name="speed MB/s", yaxis="y2", mode="markers+lines")
+    )
+    fig.update_layout(
+        **_layout(
+            title,
+            yaxis={"title": {"text": "requests"}},
+            yaxis2={
+                "title": {"text": "MB/s"},
+                "overlaying": "y",
+                "side": "right",
+                "rangemode": "tozero",
+            },
+        )
+    )
+    return fig
+
+
+def _latency_figure(report: Report) -> go.Figure:
+    buckets = report.latency_buckets
+    fig = go.Figure(
+        go.Bar(
+            x=[b.label for b in buckets],
+            y=[b.requests for b in buckets],
+            text=[fmt_ratio(b.share) for b in buckets],
+            textposition="auto",
+            name="requests",
+        )
+    )
+    fig.update_layout(**_layout("Response time distribution"))
+    return fig
+
+
+def _client_figure(report: Report, name: str, title: str) -> go.Figure:
+    rows = report.client_types.get(name, [])[:CHART_BARS]
+    if name == "device_class":
+        fig = go.Figure(
+            go.Pie(
+                labels=[chart_label(r.key) for r in rows],
+                values=[r.requests for r in rows],
+                hole=0.4,
+                sort=False,
+            )
+        )
+    else:
+        fig = go.Figure(
+            go.Bar(
+                x=[chart_label(r.key) for r in rows],
+                y=[r.requests for r in rows],
+                name="requests",
+            )
+        )
+    fig.update_layout(**_layout(title))
+    return fig
+
+
 # --- tables --------------------------------------------------------------------------------
+
+
+def _panel_table(panel: Panel) -> str:
+    return _table(
+        panel.title,
+        panel.headers,
+        panel.rows,
+        key_columns=panel.key_columns,
+        table_id=panel.ident,
+    )
 
 
 def _table(

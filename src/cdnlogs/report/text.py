@@ -15,6 +15,8 @@ from rich.text import Text
 from cdnlogs.analyze import Report, TopItem
 from cdnlogs.report import (
     TOP_TITLES,
+    Panel,
+    client_panels,
     empty_message,
     fmt_bytes,
     fmt_int,
@@ -47,8 +49,19 @@ def build_tables(report: Report) -> list[Table]:
     """Every table of the terminal report, in print order."""
     tables = [_summary(report), _status(report), _errors(report), _domains(report)]
     tables.extend(_top(report, name) for name in TOP_TITLES)
+    tables.extend(_panel(panel) for panel in client_panels(report))
     tables.append(_hours(report))
     return tables
+
+
+def _panel(panel: Panel) -> Table:
+    table = _table(panel.title, *panel.headers, numeric_from=panel.key_columns)
+    table.columns[0].overflow = "ellipsis"
+    table.columns[0].max_width = 70
+    for row in panel.rows:
+        key, *rest = row
+        table.add_row(Text(key, no_wrap=True), *rest)
+    return table
 
 
 def _table(title: str, *headers: str, numeric_from: int = 1) -> Table:

@@ -1,0 +1,236 @@
+"""Pre-aggregated rollups beside the dataset: one small Parquet file per dataset file.
+
+Layout::
+
+    <dataset>/_rollups/domain=<d>/date=<day>/<stem>@<size>-<mtime_ns>.parquet
+
+A rollup holds the groups every report panel is summed from, for the rows of ONE dataset file
+(``<dataset>/domain=<d>/date=<day>/<stem>.parquet``): a row per client IP, User-Agent, path,
+referer, content type, status, UTC minute and response time (``dim`` says which), with
+summable measures (requests, bytes, hits, hit bytes, errors, response time and the bytes
+timed), one totals row (``dim = 0``, with the first and last ``ts``) and the distinct
+``hash(client_ip, user_agent)`` of the file (for exact-up-to-hash UV). The source's size and
+mtime are in the name: a re-ingested file gets a new rollup on the next report, the old one is
+removed. Rollups are built by the first report that needs them (so ingest is not slowed), in
+one scan of that file; a read-only dataset gets them in a temporary directory for that report.
+
+A report over a window uses the rollup of every file whose rows all fall inside the window,
+and groups the rows of the files the window cuts through (typically the first and last hour)
+directly, with the window's filter. Both give the same rows of the same shape, so the panels
+never know which was used.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from cdnlogs.dataset import quote_sql
+
+ROLLUP_DIR = "_rollups"
+#: The grouping sets, by ``dim`` (0 is the totals row, the last is the visitors' hashes).
+SETS: tuple[str, ...] = (
+    "",
+    "client_ip",
+    "user_agent",
+    "path",
+    "referer",
+    "content_type",
+    "status",
+    "minute",
+    "response_time_ms",
+)
+PAIR_DIM = len(SETS)
+#: Columns of a rollup row, in file order, with their types.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("dim", "UTINYINT"),
+    ("domain", "VARCHAR"),
+    ("client_ip", "VARCHAR"),
+    ("user_agent", "VARCHAR"),
+    ("path", "VARCHAR"),
+    ("referer", "VARCHAR"),
+    ("content_type", "VARCHAR"),
+    ("status", "INTEGER"),
+    ("minute", "BIGINT"),
+    ("response_time_ms", "BIGINT"),
+    ("pair", "UBIGINT"),
+    ("n", "BIGINT"),
+    ("b", "BIGINT"),
+    ("h", "BIGINT"),
+    ("hb", "BIGINT"),
+    ("e", "BIGINT"),
+    ("t", "BIGINT"),
+    ("tb", "BIGINT"),
+    ("first_ts", "TIMESTAMPTZ"),
+    ("last_ts", "TIMESTAMPTZ"),
+)
+#: Summable measures (requests, bytes, hits, hit bytes, errors, response ms, bytes timed).
+MEASURES: dict[str, str] = {
+    "n": "count(*)::BIGINT",
+    "b": "coalesce(sum(response_bytes), 0)::BIGINT",
+    "h": "count(*) FILTER (WHERE cache_status = 'HIT')::BIGINT",
+    "hb": "coalesce(sum(response_bytes) FILTER (WHERE cache_status = 'HIT'), 0)::BIGINT",
+    "e": "count(*) FILTER (WHERE status >= 400)::BIGINT",
+    "t": "coalesce(sum(response_time_ms), 0)::BIGINT",
+    "tb": "coalesce(sum(response_bytes) FILTER (WHERE response_time_ms IS NOT NULL), 0)::BIGINT",
+}
+
+
+def dim(column: str) -> int:
+    """The ``dim`` number of the grouping set on ``column`` (``""``: the totals row)."""
+    return SETS.index(column)
+
+
+def group_sql(rows_sql: str) -> str:
+    """The rollup rows of the rows ``rows_sql`` selects (columns of the ``logs`` relation)."""
+    keyed = [c for c in SETS if c]
+    which = (
+        "CASE " + " ".join(f"WHEN GROUPING({c}) = 0 THEN {dim(c)}" for c in keyed) + " ELSE 0 END"
+    )
+    # Every set is per domain too: a dataset file is one domain, the whole dataset is not.
+    sets = "(domain), " + ", ".join(f"(domain, {c})" for c in keyed)
+    names = [name for name, _ in COLUMNS]
+    special = {
+        "dim": f"({which})::UTINYINT AS dim",
+        "pair": "NULL::UBIGINT AS pair",
+        "first_ts": f"CASE WHEN ({which}) = 0 THEN min(ts) END AS first_ts",
+        "last_ts": f"CASE WHEN ({which}) = 0 THEN max(ts) END AS last_ts",
+        **{name: f"{expr} AS {name}" for name, expr in MEASURES.items()},
+    }
+    grouped = ", ".join(special.get(name, name) for name in names)
+    pairs = ", ".join(
+        {
+            "dim": f"{PAIR_DIM}::UTINYINT AS dim",
+            "domain": "domain",
+            "pair": "pair",
+        }.get(name, f"NULL::{kind} AS {name}")
+        for name, kind in COLUMNS
+    )
+    return f"""
+        WITH src AS (SELECT *, epoch_us(ts) // 60000000 AS minute FROM ({rows_sql}))
+        SELECT {grouped} FROM src GROUP BY GROUPING SETS ({sets})
+        UNION ALL
+        SELECT {pairs} FROM (
+            SELECT DISTINCT domain, hash(client_ip, user_agent) AS pair FROM src
+        )
+    """
+
+
+@dataclass(frozen=True)
+class Source:
+    """One dataset file and its rollup."""
+
+    domain: str
+    day: str
+    data: Path
+    rollup: Path
+
+
+class RollupStore:
+    """The rollups of the dataset at ``root`` (``None``: none kept, groups built per report)."""
+
+    def __init__(self, root: Path | None, *, counted: set[str] | None = None) -> None:
+        """:param counted: the data files readers count (``dataset.data_files``); None: all."""
+        self.root = None if root is None else Path(root)
+        self.counted = None if counted is None else {str(Path(p).absolute()) for p in counted}
+        self.built = 0
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def sources(
+        self, domains: tuple[str, ...], first_day: str | None, last_day: str | None
+    ) -> list[Source]:
+        """The dataset files in ``domains`` (all when empty) and ``first_day..last_day``."""
+        if self.root is None or not self.root.is_dir():
+            return []
+        out = []
+        for data in sorted(self.root.glob("domain=*/date=*/*.parquet")):
+            domain = data.parent.parent.name.removeprefix("domain=")
+            day = data.parent.name.removeprefix("date=")
+            if domains and domain not in domains:
+                continue
+            if (first_day and day < first_day) or (last_day and day > last_day):
+                continue
+            if self.counted is not None and str(data.absolute()) not in self.counted:
+                continue
+            stat = data.stat()
+            stem = data.name.removesuffix(".parquet")
+            rel = data.parent.relative_to(self.root)
+            name = f"{stem}@{stat.st_size}-{stat.st_mtime_ns}.parquet"
+            out.append(Source(domain, day, data, self.root / ROLLUP_DIR / rel / name))
+        return out
+
+    def ensure(self, con: duckdb.DuckDBPyConnection, sources: list[Source]) -> list[Path]:
+        """The rollup file of each source, building the missing ones (one scan each)."""
+        paths = []
+        for source in sources:
+            if source.rollup.is_file():
+                paths.append(source.rollup)
+                continue
+            paths.append(self._build(con, source))
+            self.built += 1
+        return paths
+
+    def _build(self, con: duckdb.DuckDBPyConnection, source: Source) -> Path:
+        select = (
+            f"SELECT *, {quote_sql(source.domain)} AS domain "
+            f"FROM read_parquet({quote_sql(str(source.data))})"
+        )
+        target = source.rollup
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _copy_atomic(con, group_sql(select), target)
+        except (OSError, duckdb.IOException):
+            # A read-only dataset: keep the rollup for this report only.
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="cdnlogs-rollup-")
+            target = Path(self._scratch.name) / f"{secrets.token_hex(8)}.parquet"
+            _copy_atomic(con, group_sql(select), target)
+            return target
+        stale = source.rollup.name.split("@", 1)[0] + "@"
+        for old in target.parent.glob(f"{_glob_escape(stale)}*.parquet"):
+            if old != target:
+                old.unlink(missing_ok=True)
+        return target
+
+    def close(self) -> None:
+        """Remove the temporary rollups of a read-only dataset."""
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _copy_atomic(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        con.execute(
+            f"COPY ({query} ORDER BY dim) TO {quote_sql(str(tmp))} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def window_spans(
+    con: duckdb.DuckDBPyConnection, rollups: list[Path]
+) -> list[tuple[datetime | None, datetime | None]]:
+    """The first and last ``ts`` of each rollup's source (``None`` for an empty file)."""
+    if not rollups:
+        return []
+    files = "[" + ", ".join(quote_sql(str(p)) for p in rollups) + "]"
+    rows = con.execute(
+        f"""SELECT filename, first_ts, last_ts FROM read_parquet({files}, filename=true)
+            WHERE dim = 0"""
+    ).fetchall()
+    spans = {str(f): (a, b) for f, a, b in rows}
+    return [spans.get(str(p), (None, None)) for p in rollups]
