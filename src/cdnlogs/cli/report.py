@@ -117,12 +117,13 @@ def _run(root: Path | RemoteDataset, filters: Filters, geo_db: Path | None) -> R
     con = connect(root)
     # Rollups of the files a reader counts now: after a compaction, not the per-source files
     # it replaced but has not removed yet.
-    rollups = RollupStore(local, counted=set(data_files(con, root)) if local is not None else None)
+    rollups = None if local is None else RollupStore(local, counted=set(data_files(con, root)))
     try:
         result = analyze(con, filters, dims, rollups)
     finally:
         con.close()
-        rollups.close()
+        if rollups is not None:
+            rollups.close()
     if not root.is_dir():
         hint = f"no dataset at {root} (run `cdnlogs ingest` first, or pass --dataset)"
         result = replace(result, notes=[hint])
