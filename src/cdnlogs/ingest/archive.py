@@ -73,6 +73,7 @@ def ingest_archive(
     from cdnlogs.manifest import Manifest, Status
 
     started = time.monotonic()
+    started_wall = time.time()
     opts = options or IngestOptions(
         anonymize_ip=settings.anonymize_ip,
         drop_query=settings.drop_query,
@@ -146,6 +147,12 @@ def ingest_archive(
     if keep is not None:
         removed = prune_dataset(root, keep=keep, now=now)
         summary.removed_partitions = [str(p.relative_to(root)) for p in removed]
+    if settings.report_rollups:
+        from cdnlogs.rollup import prepare_reports
+
+        # The report's groups of the files written now, in one pass after them (not in the
+        # fast path): the first report reads rollups like every later one.
+        prepare_reports(root, settings.geoip_db, written_since=started_wall - 1.0)
     summary.seconds = time.monotonic() - started
     return summary
 

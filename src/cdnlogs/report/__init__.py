@@ -144,7 +144,7 @@ BUSIEST_MINUTES = 10
 
 
 def _geo_panel(name: str, rows: list[GeoRow], title: str) -> Panel:
-    headers = ("requests", "bytes", "hit (req)", "hit (bytes)", "errors")
+    headers = ("requests", "UV", "bytes", "hit (req)", "hit (bytes)", "errors")
     return Panel(
         ident=f"geo-{name}",
         title=title,
@@ -153,6 +153,7 @@ def _geo_panel(name: str, rows: list[GeoRow], title: str) -> Panel:
             (
                 visible(r.key),
                 fmt_int(r.requests),
+                fmt_int(r.visitors),
                 fmt_bytes(r.bytes),
                 fmt_ratio(r.hit_ratio_requests),
                 fmt_ratio(r.hit_ratio_bytes),
