@@ -24,8 +24,9 @@ Definitions the numbers follow (also in ``docs/report.md``):
 * Places and client types come from ``cdnlogs.dims``: each distinct client IP and User-Agent is
   looked up once (ip2region, ua-parser) and joined with the per-visitor groups, not the rows.
 
-The dataset is scanned twice: the totals (with exact percentiles), then ONE ``GROUPING SETS``
-pass whose small result every other panel is summed from. No row reaches Python.
+Every panel is summed from grouped rows (``cdnlogs.rollup``): the per-file rollups ``ingest``
+built, and the groups of the files the window cuts through, made with the same query. No row
+reaches Python.
 """
 
 from __future__ import annotations
