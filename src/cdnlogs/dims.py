@@ -60,10 +60,31 @@ UA_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 #: The provinces of China whose name ends in 省, without it: ip2region spells a few
 #: segments without the suffix, and one province must be one key in the panels.
-PROVINCES = (
-    "河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 四川 "
-    "贵州 云南 陕西 甘肃 青海 台湾"
-).split()
+PROVINCES: tuple[str, ...] = (
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+)
 #: Version of the rules above; ``ip.parquet`` made by other rules is looked up afresh.
 IP_RULES = 2
 #: The temporary tables ``ensure`` leaves on the connection.
