@@ -202,3 +202,56 @@ def test_long_ranges_show_the_last_hours_in_the_terminal(tmp_path: Path) -> None
     shown = [line.split()[:2] for line in hour_lines if line.startswith("  2026-")]
     assert len(shown) == MAX_TEXT_HOURS
     assert shown[0] == ["2026-11-01", "12:00Z"] and shown[-1] == ["2026-11-03", "11:00Z"]
+
+
+def _ingest(capsys: pytest.CaptureFixture[str], out: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ingest", "--out", str(out), "--json"])
+    capsys.readouterr()
+    assert exit_info.value.code == 0
+
+
+def test_ingest_builds_the_rollups_so_the_first_report_only_reads_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdnlogs.dataset import connect
+    from cdnlogs.dims import DIMS_DIR, DimensionStore
+    from cdnlogs.rollup import ROLLUP_DIR, RollupStore, prepare_reports
+    from cdnlogs.simulator.busylog import generate_busy_lines
+    from test_cli_analysis import HOUR, _archive
+
+    lines = list(generate_busy_lines("a.example.com", HOUR, 3000, seed=4))
+    out, plain = tmp_path / "out", tmp_path / "plain"
+    _archive(out, lines)
+    _archive(plain, lines)
+    _ingest(capsys, out)
+    monkeypatch.setenv("CDNLOGS_REPORT_ROLLUPS", "false")
+    _ingest(capsys, plain)
+    monkeypatch.delenv("CDNLOGS_REPORT_ROLLUPS")
+    dataset = out / ".cdnlogs" / "dataset"
+    data = sorted(dataset.glob("domain=*/date=*/*.parquet"))
+    rollups = sorted((dataset / ROLLUP_DIR).rglob("*.parquet"))
+    assert len(data) == len(rollups) >= 1
+    assert (dataset / DIMS_DIR / "ip.parquet").is_file()
+    assert not (plain / ".cdnlogs" / "dataset" / ROLLUP_DIR).exists()  # the setting is off
+    # The first report builds nothing and looks nothing up: ingest did it.
+    con = connect(dataset)
+    store, dims = RollupStore(dataset), DimensionStore(dataset)
+    first = analyze(con, Filters(top=50), dims, store)
+    assert store.built == 0 and dims.looked_up == {"ip": 0, "ua": 0}
+    con.close()
+    assert first.totals.requests == 3000 and first.geo["province"]
+    # ... and says what a report over a dataset ingested without them says.
+    code, with_json, _ = run(capsys, "--out", str(out), "--json", "--top", "50")
+    code_plain, plain_json, _ = run(capsys, "--out", str(plain), "--json", "--top", "50")
+    assert code == code_plain == 0
+    assert (
+        json.loads(with_json)
+        == json.loads(plain_json)
+        == json.loads(json.dumps(first.to_dict(), default=str))
+    )
+    # A data file that is gone (compacted, pruned) takes its rollup with it on the next run.
+    for path in data:
+        path.unlink()
+    assert prepare_reports(dataset).rollups_removed == len(rollups)
+    assert not list((dataset / ROLLUP_DIR).rglob("*.parquet"))

@@ -675,7 +675,7 @@ _GEO_KEYS = (
 
 
 def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
-    # The joins are over the per-IP groups and the per-visitor rows, not the rows.
+    # The join is over the per-IP groups, not the rows.
     keys = ", ".join(f"{expr} AS {name}" for name, expr in _GEO_KEYS)
     which = (
         "CASE "
@@ -688,26 +688,28 @@ def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
         + " END"
     )
     sets = ", ".join(f"({name})" for name, _ in _GEO_KEYS)
+    # A visitor is one (IP, User-Agent) pair, so it has one place: UV per place is the sum
+    # over its IPs of their distinct pairs, counted per IP first (one row each, not per
+    # visitor, reaches the join with the places). NULL IPs are one group, as in the rows.
     rows = con.execute(
         f"""
-        WITH j AS (
-            SELECT g.*, {keys} FROM {_G} g LEFT JOIN {IP_TABLE} d USING (client_ip)
-            WHERE g.dim = {dim("client_ip")}
-        ), a AS (
-            SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
-                   sum(h)::BIGINT AS h, sum(hb)::BIGINT AS hb,
-                   sum(e)::BIGINT AS e, sum(t)::BIGINT AS t, sum(tb)::BIGINT AS tb
-            FROM j GROUP BY GROUPING SETS ({sets})
-        ), p AS (
-            SELECT g.pair, {keys} FROM {_G} g LEFT JOIN {IP_TABLE} d USING (client_ip)
-            WHERE g.dim = {PAIR_DIM}
-        ), v AS (
-            SELECT {which} AS w, {key} AS k, count(DISTINCT pair) AS v
-            FROM p GROUP BY GROUPING SETS ({sets})
+        WITH ip AS (
+            SELECT client_ip, sum(n) AS n, sum(b) AS b, sum(h) AS h, sum(hb) AS hb,
+                   sum(e) AS e, sum(t) AS t, sum(tb) AS tb
+            FROM {_G} WHERE dim = {dim("client_ip")} GROUP BY client_ip
+        ), vis AS (
+            SELECT client_ip, count(DISTINCT pair) AS v FROM {_G}
+            WHERE dim = {PAIR_DIM} GROUP BY client_ip
+        ), j AS (
+            SELECT ip.*, coalesce(vis.v, 0) AS v, {keys}
+            FROM ip LEFT JOIN vis ON ip.client_ip IS NOT DISTINCT FROM vis.client_ip
+            LEFT JOIN {IP_TABLE} d ON d.client_ip = ip.client_ip
         )
-        SELECT a.w, a.k, n, b, h, hb, e, t, tb, coalesce(v.v, 0)
-        FROM a LEFT JOIN v ON a.w = v.w AND a.k = v.k
-        ORDER BY a.w, n DESC, b DESC, a.k
+        SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,
+               sum(h)::BIGINT, sum(hb)::BIGINT, sum(e)::BIGINT, sum(t)::BIGINT,
+               sum(tb)::BIGINT, sum(v)::BIGINT
+        FROM j GROUP BY GROUPING SETS ({sets})
+        ORDER BY w, n DESC, b DESC, k
         """
     ).fetchall()
     geo: dict[str, list[GeoRow]] = {name: [] for name, _ in _GEO_KEYS}
