@@ -305,6 +305,7 @@ def analyze(
     finally:
         con.execute(f"DROP VIEW IF EXISTS {_G}")
         con.execute(f"DROP TABLE IF EXISTS {_CUT}")
+        con.execute(f"DROP TABLE IF EXISTS {_V}")
 
 
 def _analyze_groups(
@@ -320,6 +321,12 @@ def _analyze_groups(
         anything = con.execute("SELECT 1 FROM logs LIMIT 1").fetchone() is not None
         note = "no requests in the window" if anything else "the dataset has no rows yet"
         return _empty_report(filters, rejected=rejected, note=note)
+    # Files repeat visitors (one per hour they came back in): dedupe the hashes once, then
+    # every UV (total, per domain, per place) counts this smaller table.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_V} AS
+            SELECT DISTINCT domain, ip_hash, pair FROM {_G} WHERE dim = {PAIR_DIM}"""
+    )
     domains = _domains(con, rejected_by_domain)
     totals = _with_distinct(con, totals, domains)
     store = dims if dims is not None else DimensionStore(None)
@@ -367,6 +374,8 @@ def _analyze_groups(
 _G = "_report_groups"
 #: The groups of the rows the window cuts out of files only partly inside it.
 _CUT = "_report_cut_groups"
+#: The window's distinct visitors: (domain, hash of the IP, hash of IP + User-Agent).
+_V = "_report_visitors"
 #: Province and ISP panels keep at least this many rows (every province of China fits).
 GEO_MIN_ROWS = 40
 #: Latency bucket bounds in milliseconds (the last bucket is open-ended).
@@ -536,7 +545,7 @@ def _with_distinct(
     row = con.execute(
         f"""SELECT (SELECT count(DISTINCT client_ip) FROM {_G}
                     WHERE dim = {dim("client_ip")}),
-                   (SELECT count(DISTINCT pair) FROM {_G} WHERE dim = {PAIR_DIM})"""
+                   (SELECT count(DISTINCT pair) FROM {_V})"""
     ).fetchone()
     assert row is not None
     return replace(totals, unique_clients=int(row[0]), visitors=int(row[1]))
@@ -620,8 +629,7 @@ def _domains(con: duckdb.DuckDBPyConnection, rejected_by_domain: dict[str, int])
             SELECT domain, count(DISTINCT client_ip) AS c FROM {_G}
             WHERE dim = {dim("client_ip")} GROUP BY domain
         ), v AS (
-            SELECT domain, count(DISTINCT pair) AS v FROM {_G}
-            WHERE dim = {PAIR_DIM} GROUP BY domain
+            SELECT domain, count(*) AS v FROM {_V} GROUP BY domain
         )
         SELECT domain, n, b, coalesce(c, 0), coalesce(v, 0), h, hb, e
         FROM t LEFT JOIN c USING (domain) LEFT JOIN v USING (domain)
@@ -689,20 +697,19 @@ def _geo(con: duckdb.DuckDBPyConnection, top: int) -> dict[str, list[GeoRow]]:
     )
     sets = ", ".join(f"({name})" for name, _ in _GEO_KEYS)
     # A visitor is one (IP, User-Agent) pair, so it has one place: UV per place is the sum
-    # over its IPs of their distinct pairs, counted per IP first (one row each, not per
-    # visitor, reaches the join with the places). NULL IPs are one group, as in the rows.
+    # over its IPs of their distinct pairs, counted per IP hash first (one row each, not per
+    # visitor, reaches the join with the places). hash(NULL) is one value: no IP, one group.
     rows = con.execute(
         f"""
         WITH ip AS (
-            SELECT client_ip, sum(n) AS n, sum(b) AS b, sum(h) AS h, sum(hb) AS hb,
-                   sum(e) AS e, sum(t) AS t, sum(tb) AS tb
+            SELECT client_ip, hash(client_ip) AS ip_hash, sum(n) AS n, sum(b) AS b,
+                   sum(h) AS h, sum(hb) AS hb, sum(e) AS e, sum(t) AS t, sum(tb) AS tb
             FROM {_G} WHERE dim = {dim("client_ip")} GROUP BY client_ip
         ), vis AS (
-            SELECT client_ip, count(DISTINCT pair) AS v FROM {_G}
-            WHERE dim = {PAIR_DIM} GROUP BY client_ip
+            SELECT ip_hash, count(DISTINCT pair) AS v FROM {_V} GROUP BY ip_hash
         ), j AS (
             SELECT ip.*, coalesce(vis.v, 0) AS v, {keys}
-            FROM ip LEFT JOIN vis ON ip.client_ip IS NOT DISTINCT FROM vis.client_ip
+            FROM ip LEFT JOIN vis USING (ip_hash)
             LEFT JOIN {IP_TABLE} d ON d.client_ip = ip.client_ip
         )
         SELECT {which} AS w, {key} AS k, sum(n)::BIGINT AS n, sum(b)::BIGINT AS b,

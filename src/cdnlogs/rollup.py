@@ -9,8 +9,9 @@ A rollup holds the groups every report panel is summed from, for the rows of ONE
 referer, content type, status, UTC minute and response time (``dim`` says which), with
 summable measures (requests, bytes, hits, hit bytes, errors, response time and the bytes
 timed), one totals row (``dim = 0``, with the first and last ``ts``) and the distinct
-``(client_ip, hash(client_ip, user_agent))`` of the file (for exact-up-to-hash UV, overall and
-per place: the client IP says where the visitor is). The source's size and mtime, and the
+``(hash(client_ip), hash(client_ip, user_agent))`` of the file (for exact-up-to-hash UV,
+overall and per place: the client IP says where the visitor is; numbers, not the IP text,
+because a report over 10 M busy rows counts 10 M of these). The source's size and mtime, and the
 rollup format (``FORMAT``), are in the name: a re-ingested file gets a new rollup, the old one
 is removed. ``ingest`` builds the rollups of the files it wrote at the end of its run
 (``prepare_reports``, one scan of each new file, and the IP and User-Agent lookups of their
@@ -38,7 +39,7 @@ import duckdb
 
 from cdnlogs.dataset import connect, data_files, quote_sql
 from cdnlogs.dims import DimensionStore
-from cdnlogs.errors import ConfigError
+from cdnlogs.errors import ConfigError, is_interrupt
 
 ROLLUP_DIR = "_rollups"
 #: The grouping sets, by ``dim`` (0 is the totals row, the last is the visitors' hashes).
@@ -55,8 +56,8 @@ SETS: tuple[str, ...] = (
 )
 PAIR_DIM = len(SETS)
 #: The rollup format, in each rollup's name: a rollup of another format is built again.
-#: r2: the visitor rows carry their client IP (UV per province and ISP).
-FORMAT = "r2"
+#: r3: the visitor rows carry the hash of their client IP (UV per province and ISP).
+FORMAT = "r3"
 #: Columns of a rollup row, in file order, with their types.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("dim", "UTINYINT"),
@@ -70,6 +71,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("minute", "BIGINT"),
     ("response_time_ms", "BIGINT"),
     ("pair", "UBIGINT"),
+    ("ip_hash", "UBIGINT"),
     ("n", "BIGINT"),
     ("b", "BIGINT"),
     ("h", "BIGINT"),
@@ -129,13 +131,13 @@ def group_sql(rows_sql: str) -> str:
         {
             "dim": f"{PAIR_DIM}::UTINYINT AS dim",
             "domain": "domain",
-            "client_ip": "client_ip",
+            "ip_hash": "ip_hash",
             "pair": "pair",
         }.get(name, f"NULL::{kind} AS {name}")
         for name, kind in COLUMNS
     )
     parts.append(
-        f"SELECT {pairs} FROM (SELECT DISTINCT domain, client_ip, "
+        f"SELECT {pairs} FROM (SELECT DISTINCT domain, hash(client_ip) AS ip_hash, "
         "hash(client_ip, user_agent) AS pair FROM src)"
     )
     return (
@@ -283,7 +285,15 @@ def prepare_reports(
     ingest then only reads rollups. A dataset that cannot be written to (or a bad ``geoip_db``)
     is left as it is: the report builds what is missing itself, and says what is wrong.
     """
-    root = Path(root)
+    try:
+        return _prepare(Path(root), geo_db, written_since)
+    except (duckdb.InterruptException, RuntimeError) as exc:
+        if is_interrupt(exc):
+            raise KeyboardInterrupt from None  # Ctrl-C or SIGTERM, as in the ingest before it
+        raise
+
+
+def _prepare(root: Path, geo_db: Path | None, written_since: float | None) -> Prepared:
     if not root.is_dir():
         return Prepared()
     con = connect(root)
