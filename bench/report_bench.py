@@ -120,11 +120,11 @@ def reports(dataset: Path, rows: int, before: ModuleType) -> dict[str, float]:
     return out
 
 
-def ingest(cdnlogs: str, out: Path, *, rollups: bool) -> tuple[float, int]:
-    """``cdnlogs ingest`` of what ``out``'s ledger lists: (wall seconds, peak RSS)."""
+def ingest(cdnlogs: str, out: Path, *, rollups: bool) -> tuple[float, int, float]:
+    """``cdnlogs ingest`` of what ``out``'s ledger lists: (wall seconds, peak RSS, CPU s)."""
     env = {**os.environ, "CDNLOGS_REPORT_ROLLUPS": "true" if rollups else "false"}
     wall, rss, _ = ib.run_child([cdnlogs, "ingest", "--out", str(out), "--json"], env=env)
-    return wall, rss
+    return wall, rss, ib.LAST_CPU
 
 
 def first_report(cdnlogs: str, dataset: Path) -> float:
@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="ingests with and without")
     parser.add_argument("--work", type=Path, default=Path("bench/work/report"))
     parser.add_argument("--goaccess-all", action="store_true", help="run GoAccess on copies x N")
+    parser.add_argument("--ingest-only", action="store_true", help="stop after the ingests")
     args = parser.parse_args()
     work = args.work.absolute()
     work.mkdir(parents=True, exist_ok=True)
@@ -158,16 +159,18 @@ def main() -> None:
     # Clean ingest with and without the report's rollups (built at the end of the run),
     # alternating, on a fresh archive each time; the last one (with) is kept.
     walls: dict[bool, list[float]] = {False: [], True: []}
+    cpus: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(args.repeats):
         for with_rollups in (False, True):
             shutil.rmtree(out, ignore_errors=True)
             ib.add_source(out, f"{ib.DOMAIN}_2024_03_01_100000_110000.gz", gz)
-            wall, rss = ingest(cdnlogs, out, rollups=with_rollups)
+            wall, rss, cpu = ingest(cdnlogs, out, rollups=with_rollups)
             walls[with_rollups].append(wall)
+            cpus[with_rollups].append(cpu)
             label = "with rollups   " if with_rollups else "without rollups"
             print(
                 f"ingest of {args.lines:,} lines, {label}: {wall:6.2f} s, "
-                f"{args.lines / wall:,.0f} lines/s, peak RSS {rss / 1e6:.0f} MB, "
+                f"{args.lines / wall:,.0f} lines/s, {cpu:6.2f} cpu-s, peak RSS {rss / 1e6:.0f} MB, "
                 f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
@@ -176,6 +179,13 @@ def main() -> None:
         f"ingest, best of {args.repeats}: {plain_ingest:.2f} s without, {full_ingest:.2f} s with "
         f"rollups and lookups (+{(full_ingest / plain_ingest - 1) * 100:.1f}%; limit +10%)"
     )
+    cpu_plain, cpu_full = min(cpus[False]), min(cpus[True])
+    print(
+        f"ingest CPU, best of {args.repeats}: {cpu_plain:.2f} s without, {cpu_full:.2f} s with "
+        f"(+{(cpu_full / cpu_plain - 1) * 100:.1f}%)"
+    )
+    if args.ingest_only:
+        return
     dataset = out / ".cdnlogs" / "dataset"
     print(f"report over {args.lines:,} rows:")
     small_first = first_report(cdnlogs, dataset)
@@ -201,7 +211,7 @@ def main() -> None:
     ]
     for name in names:
         ib.add_source(out, name, gz)
-    more, _ = ingest(cdnlogs, out, rollups=True)
+    more, _, _ = ingest(cdnlogs, out, rollups=True)
     total = args.lines * args.copies
     print(f"ingest of {args.copies - 1} more copies (with rollups): {more:.2f} s")
     print(f"report over {total:,} rows:")
