@@ -661,7 +661,7 @@ UNKNOWN_LABEL = "(unknown)"
 #: so the panel never mixes a country with provinces.
 CHINA = "中国"
 OUTSIDE_CHINA_LABEL = "(outside China)"
-CHINA_UNKNOWN_LABEL = "(China, province unknown)"
+CHINA_UNKNOWN_LABEL = "(China, no province)"
 _COUNTRY_KEY = f"""CASE d.ip_kind WHEN 'private' THEN '{PRIVATE_LABEL}'
     WHEN 'ipv6' THEN '{IPV6_LABEL}'
     WHEN 'public' THEN coalesce(d.country, '{UNKNOWN_LABEL}') ELSE '{UNKNOWN_LABEL}' END"""
