@@ -333,10 +333,14 @@ def prepare_reports(
     """
     try:
         return _prepare(Path(root), geo_db, written_since)
-    except (duckdb.InterruptException, RuntimeError) as exc:
+    except (duckdb.Error, RuntimeError) as exc:
         if is_interrupt(exc):
             raise KeyboardInterrupt from None  # Ctrl-C or SIGTERM, as in the ingest before it
-        raise
+        if isinstance(exc, RuntimeError):
+            raise
+        # A file DuckDB cannot read (a damaged or foreign one in the dataset): the rows are
+        # ingested, the rollups are a cache, and the report meets the same file and says so.
+        return Prepared()
 
 
 def _prepare(root: Path, geo_db: Path | None, written_since: float | None) -> Prepared:
