@@ -31,6 +31,8 @@ from moto.server import ThreadedMotoServer
 REGION = "us-east-1"
 ACCESS_KEY = "testing-key"
 SECRET_KEY = "testing-secret"
+#: The bucket the ``s3`` fixture (conftest.py) creates empty for each test.
+S3_BUCKET = "cdnlogs-test"
 
 _StartResponse = Callable[..., Any]
 _ERROR_XML = (

@@ -279,7 +279,9 @@ def test_ctrl_c_or_sigterm_stops_ingest_at_once_and_leaves_nothing_half_done(
 
     code, _, _ = _invoke(["ingest", "--out", str(out), "--json"])
     assert code == 0
-    total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{dataset}/**/*.parquet')").fetchall()
+    total = duckdb.execute(
+        f"SELECT count(*) FROM read_parquet('{dataset}/**/*.parquet')"
+    ).fetchall()
     assert total == [(1_200_000,)]
 
 

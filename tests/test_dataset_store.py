@@ -22,9 +22,8 @@ from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
 from cdnlogs.publish import local_files, publish_archive_dataset
 from cdnlogs.store import ObjectStore
-from conftest import S3_BUCKET
-from dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive, totals
-from s3server import ACCESS_KEY, SECRET_KEY, S3Server
+from tests.dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive, totals
+from tests.s3server import ACCESS_KEY, S3_BUCKET, SECRET_KEY, S3Server
 
 URL = f"s3://{S3_BUCKET}/ds"
 #: 2024-03-01 (+08:00) is settled, 2024-03-02 is not.

@@ -23,9 +23,8 @@ from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
 from cdnlogs.publish import publish_dataset
 from cdnlogs.store import open_store
-from conftest import S3_BUCKET
-from dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive
-from s3server import S3Server
+from tests.dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive
+from tests.s3server import S3_BUCKET, S3Server
 
 Totals = dict[tuple[str, str], tuple[int, int]]
 #: The exact glob of the data files; a looser ``*/*/*.parquet`` also matches _rejects/.

@@ -33,6 +33,13 @@ DOMAIN = "a.example.com"
 NOW = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
 
 
+def status_of(ledger: Manifest, name: str) -> Status:
+    """The ledger status of ``DOMAIN``'s file ``name`` (which must have a row)."""
+    row = ledger.get(DOMAIN, name)
+    assert row is not None, name
+    return row.status
+
+
 def hour(h: int, base: datetime = NOW) -> datetime:
     """The hour start ``h`` hours before ``base``'s hour."""
     return base.replace(minute=0, second=0, microsecond=0) - timedelta(hours=h)
@@ -167,7 +174,7 @@ def test_verify_catches_deleted_and_corrupted_files(ledger: Manifest, out: Path)
     rows = {r.log_name: r for r in ledger.records()}
     for name in reasons:
         assert rows[name].status is Status.PENDING
-        assert rows[name].last_error is not None and rows[name].last_error.startswith("verify: ")
+        assert (rows[name].last_error or "").startswith("verify: ")
     assert rows[log_file(hour(5)).name].status is Status.DONE
     assert rows[log_file(hour(2)).name].status is Status.DONE
     assert good.exists() and gz_good.exists()
@@ -213,7 +220,7 @@ def test_prune_goes_by_log_hour_not_mtime(ledger: Manifest, out: Path) -> None:
     dry = prune_archive(ledger, out, timedelta(days=7), NOW, dry_run=True)
     assert [f.log_name for f in dry.files] == [log_file(hour(200)).name]
     assert dry.bytes == old.stat().st_size and dry.dry_run
-    assert old.exists() and ledger.get(DOMAIN, log_file(hour(200)).name).status is Status.DONE
+    assert old.exists() and status_of(ledger, log_file(hour(200)).name) is Status.DONE
 
     done = prune_archive(ledger, out, timedelta(days=7), NOW)
     assert [f.log_name for f in done.files] == [log_file(hour(200)).name]
@@ -223,7 +230,7 @@ def test_prune_goes_by_log_hour_not_mtime(ledger: Manifest, out: Path) -> None:
     assert rows == {log_file(hour(200)).name: Status.PRUNED, log_file(hour(5)).name: Status.DONE}
     # A pruned file is never brought back by a later listing.
     ledger.record_listed([log_file(hour(200))])
-    assert ledger.get(DOMAIN, log_file(hour(200)).name).status is Status.PRUNED
+    assert status_of(ledger, log_file(hour(200)).name) is Status.PRUNED
     assert prune_archive(ledger, out, timedelta(days=7), NOW).files == []
 
 
@@ -233,7 +240,7 @@ def test_prune_boundary_and_missing_file(ledger: Manifest, out: Path) -> None:
     store(ledger, out, log_file(hour(25))).unlink()
     result = prune_archive(ledger, out, timedelta(hours=23, minutes=30), NOW)
     assert [f.log_name for f in result.files] == [log_file(hour(25)).name]
-    assert ledger.get(DOMAIN, log_file(hour(25)).name).status is Status.PRUNED
+    assert status_of(ledger, log_file(hour(25)).name) is Status.PRUNED
     with pytest.raises(UsageError):
         prune_archive(ledger, out, timedelta(0), NOW)
 

@@ -66,7 +66,7 @@ def _build(picks: list[tuple[int, int]], tail: int) -> bytes:
     size = sum(len(line) + 1 for line in lines)
     copies = RANGE // size + 1
     lines = lines * copies + lines[:tail]
-    offsets = []
+    offsets: list[int] = []
     total = 0
     for line in lines:
         offsets.append(total)
@@ -79,8 +79,8 @@ def _build(picks: list[tuple[int, int]], tail: int) -> bytes:
             target = RANGE - (where - 1000)
             index = next(i for i, off in enumerate(offsets) if off > target)
         inserts.append((index, SHAPES[shape]))
-    for index, shape in sorted(inserts, key=lambda item: -item[0]):
-        lines.insert(index, shape)
+    for index, text in sorted(inserts, key=lambda item: -item[0]):
+        lines.insert(index, text)
     return b"\n".join(lines) + b"\n"
 
 

@@ -15,9 +15,7 @@ from cdnlogs.analyze import Filters, analyze
 from cdnlogs.cli import main
 from cdnlogs.report import fmt_bytes, fmt_int, fmt_ratio
 from cdnlogs.report.text import MAX_TEXT_HOURS, render_text
-
-# The dataset builder and its oracle live with the analyze tests (pytest puts tests/ on the path).
-from test_analyze import T0, Row, expected, make_rows, open_dataset, write_dataset
+from tests.helpers import T0, Row, expected, make_rows, open_dataset, write_dataset
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,6 +28,7 @@ from darabonba.runtime import RuntimeOptions
 
 from cdnlogs.simulator import Simulator, SimulatorConfig, signing
 from cdnlogs.simulator.catalog import log_name
+from cdnlogs.simulator.faults import Faults
 from cdnlogs.simulator.loggen import generate_lines
 
 NOW = datetime(2026, 3, 10, 5, 30, tzinfo=UTC)
@@ -60,16 +62,19 @@ def client(sim: Simulator, *, secret: str | None = None, **extra: object) -> Cdn
     )
 
 
-def logs(c: CdnClient, domain: str, **kw: object) -> dict:
+def logs(c: CdnClient, domain: str, **kw: object) -> dict[str, Any]:
     request = cdn_models.DescribeCdnDomainLogsRequest(domain_name=domain, **kw)
-    return c.describe_cdn_domain_logs(request).body.to_map()
+    body: dict[str, Any] = c.describe_cdn_domain_logs(request).body.to_map()
+    return body
 
 
 def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def rpc_params(sim: Simulator, action: str = "DescribeCdnDomainLogs", **extra: str) -> dict:
+def rpc_params(
+    sim: Simulator, action: str = "DescribeCdnDomainLogs", **extra: str
+) -> dict[str, str]:
     params = {
         "Action": action,
         "Version": "2018-05-10",
@@ -189,12 +194,16 @@ def test_sdk_sees_throttling_then_success(sim):
     assert sim.api_calls["DescribeCdnDomainLogs"] == 3
 
 
+def _throttle_once(faults: Faults, status: int) -> None:
+    faults.throttle_next, faults.throttle_status = 1, status
+
+
 @pytest.mark.parametrize(
     ("setup", "code", "status"),
     [
         (lambda f: setattr(f, "api_5xx_next", 1), "ServiceUnavailable", 503),
         (lambda f: f.force_api_error("Forbidden.RAM"), "Forbidden.RAM", 403),
-        (lambda f: (setattr(f, "throttle_next", 1), setattr(f, "throttle_status", 429)), "", 429),
+        (lambda f: _throttle_once(f, 429), "", 429),
     ],
 )
 def test_api_fault_switches(sim, setup, code, status):
@@ -224,9 +233,9 @@ def test_sts_token_required_when_configured():
 # -- raw requests: tampering, replay, time window, errors ------------------------------------
 
 
-def assert_error(response: requests.Response, status: int, code: str) -> dict:
+def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"RequestId", "HostId", "Code", "Message", "Recommend"}
     assert body["Code"] == code
     assert body["RequestId"] == body["RequestId"].upper() and len(body["RequestId"]) == 36
@@ -265,7 +274,7 @@ def test_rpc_old_timestamp_is_rejected(sim):
     assert_error(requests.get(sim.endpoint + "/", params=params), 400, "InvalidTimeStamp.Expired")
 
 
-def acs3_headers(sim: Simulator, query: dict, **override: str) -> dict:
+def acs3_headers(sim: Simulator, query: dict[str, str], **override: str) -> dict[str, str]:
     headers = {
         "host": sim.netloc,
         "x-acs-action": "DescribeCdnDomainLogs",

@@ -28,8 +28,7 @@ from cdnlogs.store import (
     parse_store_url,
     translate_error,
 )
-from conftest import S3_BUCKET
-from s3server import S3Server
+from tests.s3server import S3_BUCKET, S3Server
 
 
 def _settings(s3: S3Server, url: str = f"s3://{S3_BUCKET}/raw", **kw: Any) -> Settings:

@@ -31,8 +31,7 @@ from cdnlogs.simulator import Simulator, SimulatorConfig
 from cdnlogs.store import open_store
 from cdnlogs.sync import SyncRun, SyncSummary
 from cdnlogs.transfer import TransferConfig
-from conftest import S3_BUCKET
-from s3server import S3Server
+from tests.s3server import S3_BUCKET, S3Server
 
 DOMAINS = ("a.example.com", "b.example.com", "c.example.com", "d.example.com")
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -106,7 +105,7 @@ def _assert_store_holds_every_done_file(sim: Simulator, s3: S3Server, out: Path,
     objects = _archive_objects(s3)
     done = {n: r for n, r in _rows(out).items() if r.status is Status.DONE}
     for name, row in done.items():
-        gz = sim.file(name).gz
+        gz = sim.file(name).read_bytes()
         assert row.store_url == f"s3://{S3_BUCKET}/{PREFIX}/{row.local_path}"
         body = objects[f"{PREFIX}/{row.local_path}"]
         assert body == (gz if fmt == "gz" else gzip.decompress(gz)), name
@@ -155,7 +154,9 @@ def test_drop_local_then_status_verify_and_prune_on_the_store(
         assert checked.ok == len(listed) and not checked.problems
         # An object replaced behind cdnlogs' back is caught and fetched again.
         victim = sorted(_archive_objects(s3))[0]
-        size = next(r.plain_size for r in manifest.records() if r.local_path in victim)
+        size = next(
+            r.plain_size for r in manifest.records() if r.local_path and r.local_path in victim
+        )
         s3.client().put_object(Bucket=S3_BUCKET, Key=victim, Body=b"tampered")
         bad = verify_archive(manifest, out, store=store)
         assert [p.reason for p in bad.problems] == [f"size 8 in the store, expected {size}"]
@@ -280,7 +281,7 @@ def test_sigkill_between_upload_and_ledger_record(
     for row in rows.values():
         if row.status is Status.DONE:  # a done row's object is there, complete
             assert objects[f"{PREFIX}/{row.local_path}"] == gzip.decompress(
-                sim.file(row.log_name).gz
+                sim.file(row.log_name).read_bytes()
             )
     s3.faults.clear()
     rerun = subprocess.run(
