@@ -129,14 +129,25 @@ def test_html_option_writes_the_file(
     target = tmp_path / "sub" / "report.html"
     code, stdout, stderr = run(capsys, "--out", str(out), "--html", str(target))
     assert code == 0
-    assert f"Wrote {target}" in stderr
+    # The file is the report: one line names it, and the terminal tables are not printed too.
+    assert stdout == f"Wrote {target}\n" and stderr == ""
     html = target.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and f">{fmt_int(len(rows))}<" in html
-    assert "Summary" in stdout
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temp file left
     umask = os.umask(0o022)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_html_with_json_prints_the_json(
+    archive: tuple[Path, list[Row]], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out, rows = archive
+    target = tmp_path / "report.html"
+    code, stdout, stderr = run(capsys, "--out", str(out), "--json", "--html", str(target))
+    assert code == 0
+    assert json.loads(stdout)["totals"]["requests"] == len(rows)
+    assert stderr == f"Wrote {target}\n" and target.is_file()
 
 
 def test_empty_dataset_is_a_message_not_a_crash(

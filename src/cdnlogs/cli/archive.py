@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -270,14 +274,33 @@ def demo_command(app: AppContext, out_dir: Path, as_json: bool) -> None:
     _report(app, summary, as_json=as_json)
     if not as_json:
         _print_status(app, settings, now)
+        program = how_to_run(sys.argv[0], sys.executable, os.environ.get("PATH"))
+        out = shlex.quote(str(out_dir))
         click.echo(
             f"\nThe archive is in {out_dir}/ (ledger: {settings.state_dir}/manifest.sqlite3). "
-            "Run `cdnlogs demo` again: it fetches nothing new.\n"
-            f"Next: `cdnlogs ingest --out {out_dir}`, then "
-            f"`cdnlogs report --out {out_dir} --html report.html`.",
+            f"Run `{program} demo` again: it fetches nothing new.\n"
+            f"Next: `{program} ingest --out {out}`, then "
+            f"`{program} report --out {out} --html report.html`.",
             file=app.stdout,
         )
     _raise_if_partial(summary)
+
+
+def how_to_run(argv0: str, executable: str, path: str | None) -> str:
+    """The command that runs this cdnlogs again from the current directory, for printed hints.
+
+    ``cdnlogs`` when that name on ``path`` is this program; otherwise the script as it was
+    started (``.venv/bin/cdnlogs`` after ``make demo``, where the venv is not on PATH), or
+    ``python -m cdnlogs`` with this interpreter.
+    """
+    started = Path(argv0)
+    script = started if started.name == "cdnlogs" else Path(executable).parent / "cdnlogs"
+    found = shutil.which("cdnlogs", path=path)
+    if found is not None and script.exists() and Path(found).resolve() == script.resolve():
+        return "cdnlogs"
+    if started.name == "cdnlogs":
+        return shlex.quote(argv0)
+    return f"{shlex.quote(executable)} -m cdnlogs"
 
 
 # --- running with a progress bar --------------------------------------------------------------
