@@ -47,8 +47,14 @@ imports: $(STAMP)
 
 check: lint typecheck imports
 
+# Coverage of src/cdnlogs by the whole suite, measured in the pytest process: the `python -m
+# cdnlogs` subprocesses that CLI tests start are not counted (pytest-cov 7 leaves that to
+# coverage's `patch = subprocess`, not enabled here), so __main__.py shows 0%. 92.78% on
+# 2026-12-02 (9399 statements, 679 missed); the floor is that rounded down: raise it as it rises.
+COVERAGE_FLOOR := 92
+
 test: $(STAMP) browser java check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov=cdnlogs --cov-report= --cov-fail-under=$(COVERAGE_FLOOR)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py
