@@ -403,10 +403,9 @@ def test_log_name_uses_beijing_time():
     assert log_name("x.com", start, 2) == "x.com_2026_03_10_000000_010000_2.gz"
 
 
-def test_construction_is_lazy_and_fast():
-    started = time.perf_counter()
+def test_construction_is_lazy():
+    # No file is generated before it is asked for (bench/generator_bench.py measures the speed).
     sim = Simulator(SimulatorConfig(days=31))
-    assert time.perf_counter() - started < 1.0
     assert all(f._gz is None for f in sim.files("a.example.com"))
 
 
@@ -578,14 +577,6 @@ def test_generated_lines_look_like_aliyun_logs():
     assert lines == list(
         generate_lines("a.example.com", datetime(2026, 1, 1, 16, tzinfo=UTC), 20000, 1)
     )
-
-
-def test_generator_speed():
-    started = time.perf_counter()
-    count = sum(1 for _ in generate_lines("a.example.com", NOW, 100_000, 2))
-    rate = count / (time.perf_counter() - started)
-    # The target is 200k lines/s; half of it leaves room for a busy shared machine.
-    assert rate > 100_000, rate
 
 
 # -- the command ------------------------------------------------------------------------------
