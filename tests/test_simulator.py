@@ -412,10 +412,9 @@ def test_log_name_uses_beijing_time():
     assert log_name("x.com", start, 2) == "x.com_2026_03_10_000000_010000_2.gz"
 
 
-def test_construction_is_lazy_and_fast():
-    started = time.perf_counter()
+def test_construction_is_lazy():
+    # No file is generated before it is asked for (bench/generator_bench.py measures the speed).
     sim = Simulator(SimulatorConfig(days=31))
-    assert time.perf_counter() - started < 1.0
     assert all(f._gz is None for f in sim.files("a.example.com"))
 
 
