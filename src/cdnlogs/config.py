@@ -145,8 +145,6 @@ class Settings:
     reconcile_day_tolerance: float = DEFAULT_DAY_TOLERANCE
     #: ``reconcile``: hours younger than this are not judged yet.
     reconcile_settle: str = DEFAULT_SETTLE
-    #: Extra request parameters from a legacy aliyun.ini ``[Select]`` section (LogDay, ...).
-    legacy_params: dict[str, str] = field(default_factory=dict)
     #: Prometheus textfile written after each sync/ingest/watch tick (``None``: none).
     metrics_file: Path | None = None
     #: Dead-man's switch base URL: pinged at ``/start``, on success, and at ``/fail``.
@@ -208,7 +206,7 @@ class Settings:
 #: Fields that hold a secret: config file ``[credentials]`` only, never a flag or CDNLOGS_ env.
 SECRET_FIELDS = frozenset({"access_key_id", "access_key_secret", "security_token"})
 #: Fields the loader fills itself.
-_INTERNAL_FIELDS = frozenset({"config_path", "legacy_params"})
+_INTERNAL_FIELDS = frozenset({"config_path"})
 _FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Settings)
 _SETTABLE = [f.name for f in fields(Settings) if f.name not in SECRET_FIELDS | _INTERNAL_FIELDS]
 #: Config-file key -> field; ``out`` is the one spelling that differs from its field name.
@@ -446,20 +444,18 @@ def _read_legacy_ini(path: Path, text: str, settings: Settings) -> dict[str, Any
         except ValueError:
             raise ConfigError(f"{path}: key 'LogDay' = {day!r} is not yyyy-MM-dd") from None
         values["since"], values["until"] = iso_utc(since), iso_utc(until)
-        settings.legacy_params["LogDay"] = day
     if start is not None:
         values["since"] = start
     if end is not None:
         values["until"] = end
     # cdnlogs always pages through every file at PageSize 1000, so PageSize/PageNumber are
-    # kept for reference only; a numeric check still catches a typo.
+    # ignored; a numeric check still catches a typo.
     for option, name in (("pagesize", "PageSize"), ("pagenumber", "PageNumber")):
         number = get("select", option)
         if number is None:
             continue
         if not number.isdigit():
             raise ConfigError(f"{path}: key {name!r} = {number!r} is not a whole number")
-        settings.legacy_params[name] = number
     return values
 
 

@@ -275,7 +275,7 @@ class SyncRun:
     """One sync over an archive; build it, then call :meth:`run` once.
 
     :param settings: the loaded settings (window, domains, out dir, format, layout, ...).
-    :param provider: where listings come from (e.g. ``providers.aliyun.make_provider``).
+    :param provider: where listings come from (e.g. :func:`make_sync_provider`).
     :param session: HTTP session for downloads (default :func:`~cdnlogs.transfer.make_session`).
     :param config: downloader tunables (default from the settings).
     :param callbacks: progress subscriber (the CLI's progress bar).
@@ -446,7 +446,6 @@ class SyncRun:
             manifest.records(domain),
             layout=self.settings.layout,
             fmt=self.settings.format,
-            now=self.now,
         )
         summary = DomainSummary(
             domain=domain,
@@ -454,12 +453,12 @@ class SyncRun:
             skipped=sum(plan.skipped.values()),
             clamped_from=iso_utc(listing.clamped_from) if listing.clamped_from else None,
         )
-        for rejection in plan.rejected:
-            name = rejection.log_file.name
-            summary.rejected.append(FileProblem(domain, name, rejection.reason))
-            if not rejection.known:
-                log.warning("rejected %s: %s", domain, rejection.reason)
-                manifest.mark_rejected(domain, name, rejection.reason)
+        summary.rejected.extend(
+            FileProblem(domain, r.log_file.name, r.reason) for r in plan.rejected
+        )
+        for rejection in plan.new_rejections:  # known ones were warned about when first seen
+            log.warning("rejected %s: %s", domain, rejection.reason)
+            manifest.mark_rejected(domain, rejection.log_file.name, rejection.reason)
         self.callbacks.on_planned(domain, len(plan.fetch), plan.fetch_bytes)
         return _DomainState(summary, listing, plan)
 
@@ -481,7 +480,6 @@ class SyncRun:
             manifest.records(domain),
             layout=self.settings.layout,
             fmt=self.settings.format,
-            now=self.now,
         )
         gone = wanted - {f.name for f in fresh}
         for name in sorted(gone):
@@ -624,26 +622,11 @@ def _default_prune(
     return len(result.files)
 
 
-def run_sync(
-    settings: Settings,
-    provider: Provider,
-    *,
-    session: requests.Session | None = None,
-    config: TransferConfig | None = None,
-    callbacks: SyncCallbacks | None = None,
-    now: datetime | None = None,
-) -> SyncSummary:
-    """Run one sync (see :class:`SyncRun`) and return its summary."""
-    return SyncRun(
-        settings, provider, session=session, config=config, callbacks=callbacks, now=now
-    ).run()
-
-
 def make_sync_provider(settings: Settings) -> Provider:
-    """The Aliyun provider for ``settings`` (the SDK is imported only when a sync runs).
+    """:func:`cdnlogs.providers.make_provider` for this worker's shard of ``settings``.
 
     A shard's provider calls the API at ``api_rate / N``: the N workers share the account's limit.
     """
-    from cdnlogs.providers.aliyun import make_provider
+    from cdnlogs.providers import make_provider
 
     return make_provider(shard_settings(settings, resolve_shard(settings)))

@@ -185,8 +185,6 @@ class AliyunCdnProvider:
         )
         self.limiter = RateLimiter(rate=settings.api_rate, clock=clock, sleep=sleep)
         self._client = self._make_client()
-        #: Calls made (including retries), for summaries and tests.
-        self.calls = 0
 
     # --- Provider ---------------------------------------------------------------------------
 
@@ -400,7 +398,6 @@ class AliyunCdnProvider:
             body_type="json",
         )
         request = models.OpenApiRequest(query=dict(params))
-        self.calls += 1
         started = time.monotonic()
         log.debug("%s %s", action, redact_text(json.dumps(params, sort_keys=True)))
         try:
@@ -478,11 +475,6 @@ class AliyunCdnProvider:
             signature_algorithm="v2" if self.settings.signature_algorithm == "v2" else None,
         )
         return client_class(config)
-
-
-def make_provider(settings: Settings) -> AliyunCdnProvider:
-    """The provider for ``settings``: resolves the credential now, so a missing one fails early."""
-    return AliyunCdnProvider(settings)
 
 
 def _floor_hour(value: datetime) -> datetime:
