@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 
@@ -56,6 +56,10 @@ from cdnlogs.transfer import (
     TransferConfig,
     make_session,
 )
+
+if TYPE_CHECKING:  # duckdb is imported only when an ingest runs
+    from cdnlogs.ingest import IngestRun
+    from cdnlogs.ingest.archive import IngestCallbacks
 
 log = logging.getLogger(__name__)
 
@@ -620,6 +624,57 @@ def _default_prune(
     for problem in result.problems:
         log.warning("retention: cannot prune %s: %s", problem.log_name, problem.reason)
     return len(result.files)
+
+
+#: One sync given its progress subscriber (None: none); see :func:`sync_and_ingest`.
+SyncStep = Callable[[SyncCallbacks | None], "SyncSummary"]
+#: One ingest given its progress subscriber (None: none).
+IngestStep = Callable[["IngestCallbacks | None"], "IngestRun"]
+
+
+def sync_and_ingest(
+    settings: Settings,
+    provider: Provider,
+    *,
+    now: datetime | None = None,
+    with_sync_progress: Callable[[SyncStep], SyncSummary] | None = None,
+    with_ingest_progress: Callable[[IngestStep], IngestRun] | None = None,
+    on_synced: Callable[[SyncSummary], None] | None = None,
+) -> tuple[SyncSummary, IngestRun | None]:
+    """``sync`` (and each ``watch`` tick): one :class:`SyncRun`, then, with
+    ``settings.ingest_after_sync``, :func:`cdnlogs.ingest.run_ingest` of what it fetched.
+
+    Each step takes the archive lock itself; the ingest runs even when some downloads failed
+    (the failed files are simply not there to ingest). With ``store_drop_local``, local copies
+    are dropped after the ingest has read them rather than at upload.
+
+    :param with_sync_progress: runs the sync step, giving it a progress subscriber (a UI's
+        progress bar lives exactly as long as the step); default: no subscriber.
+    :param with_ingest_progress: the same for the ingest step.
+    :param on_synced: called with the sync's summary before the ingest starts, so a caller
+        can record the sync even when the ingest then raises.
+    :returns: the sync's summary and the ingest's outcome (None without ``ingest_after_sync``).
+    """
+    ingest = settings.ingest_after_sync
+    drop_now = settings.store_drop_local and not ingest
+
+    def sync_step(callbacks: SyncCallbacks | None) -> SyncSummary:
+        return SyncRun(settings, provider, callbacks=callbacks, now=now, drop_local=drop_now).run()
+
+    summary = with_sync_progress(sync_step) if with_sync_progress else sync_step(None)
+    if on_synced is not None:
+        on_synced(summary)
+    if not ingest:
+        return summary, None
+    from cdnlogs.ingest import run_ingest  # duckdb: imported only when there is an ingest
+
+    def ingest_step(callbacks: IngestCallbacks | None) -> IngestRun:
+        return run_ingest(
+            settings, now=now or datetime.now(UTC), callbacks=callbacks, drop_local=True
+        )
+
+    ingested = with_ingest_progress(ingest_step) if with_ingest_progress else ingest_step(None)
+    return summary, ingested
 
 
 def make_sync_provider(settings: Settings) -> Provider:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import duckdb
@@ -28,14 +29,17 @@ from cdnlogs.cli.options import (
 from cdnlogs.dataset import RemoteDataset, connect, dataset_root
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
-from cdnlogs.ingest import DEFAULT_JOBS, IngestSummary, ingest_archive
+from cdnlogs.ingest import DEFAULT_JOBS, IngestRun, run_ingest
 from cdnlogs.lock import ArchiveLock
+from cdnlogs.timeutil import parse_duration, parse_when
 
 if TYPE_CHECKING:
     from cdnlogs.compaction import CompactSummary
     from cdnlogs.config import Settings
+    from cdnlogs.ingest.archive import IngestCallbacks
     from cdnlogs.publish import PublishSummary
-from cdnlogs.timeutil import parse_duration, parse_when
+
+T = TypeVar("T")
 
 #: Rows ``query --format table`` shows before saying how many it left out.
 TABLE_ROW_LIMIT = 1000
@@ -123,19 +127,17 @@ def ingest_command(
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
-    compacted = None
     with operated_run(settings, "ingest") as run:
-        with ArchiveLock(settings.state_dir, purpose="ingest"):
-            summary = ingest_with_progress(app, settings, as_json=as_json)
-            if settings.compact_after_ingest:
-                from cdnlogs.compaction import compact_archive
-
-                compacted = compact_archive(settings, now=datetime.now(UTC))
-            published = _publish(settings)
+        ingested = ingest_with_progress(
+            app,
+            lambda cb: run_ingest(settings, now=datetime.now(UTC), callbacks=cb),
+            as_json=as_json,
+        )
+        summary = ingested.summary
         run.summary = summary.to_dict()
         run.files_failed = len(summary.failed)
         run.headline = f"ingested {summary.files} file(s), {summary.rows:,} rows"
-        _report_ingest(app, summary, as_json=as_json, compacted=compacted, published=published)
+        _report_ingest(app, ingested, as_json=as_json)
         if summary.failed:
             sys.exit(ExitStatus.PARTIAL)
 
@@ -163,10 +165,12 @@ class _IngestProgress:
         self._progress.update(self._task, advance=nbytes, description=self._describe())
 
 
-def ingest_with_progress(app: AppContext, settings: Any, *, as_json: bool) -> IngestSummary:
-    """``ingest_archive`` with a progress bar on a terminal's stderr; quietly otherwise."""
+def ingest_with_progress(
+    app: AppContext, step: Callable[[IngestCallbacks | None], T], *, as_json: bool
+) -> T:
+    """Run an ingest ``step`` with a progress bar on a terminal's stderr; quietly otherwise."""
     if as_json or not app.interactive:
-        return ingest_archive(settings, now=datetime.now(UTC))
+        return step(None)
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -186,25 +190,14 @@ def ingest_with_progress(app: AppContext, settings: Any, *, as_json: bool) -> In
         console=Console(file=app.stderr),
         transient=True,
     ) as progress:
-        return ingest_archive(settings, now=datetime.now(UTC), callbacks=_IngestProgress(progress))
+        return step(_IngestProgress(progress))
 
 
-def _report_ingest(
-    app: AppContext,
-    summary: IngestSummary,
-    *,
-    as_json: bool,
-    compacted: CompactSummary | None = None,
-    published: PublishSummary | None = None,
-) -> None:
+def _report_ingest(app: AppContext, ingested: IngestRun, *, as_json: bool) -> None:
     if as_json:
-        data = summary.to_dict()
-        if compacted is not None:
-            data["compaction"] = compacted.to_dict()
-        if published is not None:
-            data["publish"] = published.to_dict()
-        click.echo(json.dumps(data, indent=2), file=app.stdout)
+        click.echo(json.dumps(ingested.to_dict(), indent=2), file=app.stdout)
         return
+    summary, compacted, published = ingested.summary, ingested.compacted, ingested.published
     rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(
         f"Ingested {summary.files} file(s): {summary.rows:,} rows, {summary.rejects:,} rejected "

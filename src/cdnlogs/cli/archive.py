@@ -27,7 +27,7 @@ from cdnlogs.cli.options import (
     window_options,
 )
 from cdnlogs.config import Settings
-from cdnlogs.errors import PartialSyncError
+from cdnlogs.errors import IngestIncompleteError, PartialSyncError
 from cdnlogs.sync import SyncCallbacks, SyncSummary
 from cdnlogs.transfer import DownloadResult, DownloadTask
 
@@ -168,60 +168,42 @@ def sync_once(
     """One sync (and ingest, with ``ingest_after_sync``) as ``sync`` and each watch tick run it.
 
     Fills ``run`` for the metrics and heartbeats, reports, then raises PartialSyncError
-    (exit 5) when files failed to download or to ingest.
+    (exit 5) when files failed to download, or IngestIncompleteError (its subclass, exit 5)
+    when they failed to ingest.
     """
-    from cdnlogs.sync import SyncRun, make_sync_provider
+    from cdnlogs.cli.analysis import ingest_with_progress
+    from cdnlogs.sync import make_sync_provider, sync_and_ingest
 
-    provider = make_sync_provider(settings)
-    # With --ingest, local copies are dropped after the ingest has read them.
-    drop_now = settings.store_drop_local and not settings.ingest_after_sync
-    summary = _run_with_progress(
-        app,
-        lambda cb: SyncRun(settings, provider, callbacks=cb, drop_local=drop_now).run(),
-        as_json=not progress,
-    )
-    run.summary = summary.to_dict()
-    run.files_failed = len(summary.failed)
-    run.headline = (
-        f"{summary.total('fetched')} fetched, {summary.total('skipped')} already present, "
-        f"{len(summary.failed)} failed"
-    )
-    ingested = None
-    if settings.ingest_after_sync:
+    def headline(summary: SyncSummary) -> str:
+        return (
+            f"{summary.total('fetched')} fetched, {summary.total('skipped')} already present, "
+            f"{len(summary.failed)} failed"
+        )
+
+    def synced(summary: SyncSummary) -> None:
         # The sync is recorded even if the ingest stops the run.
-        ingested = _ingest_after_sync(app, settings, as_json=not progress)
-        run.summary["ingest"] = ingested.to_dict()
-        run.files_failed += len(ingested.failed)
-        run.headline += f"; ingested {ingested.files} file(s), {len(ingested.failed)} failed"
+        run.summary = summary.to_dict()
+        run.files_failed = len(summary.failed)
+        run.headline = headline(summary)
+
+    summary, ingest_run = sync_and_ingest(
+        settings,
+        make_sync_provider(settings),
+        with_sync_progress=lambda step: _run_with_progress(app, step, as_json=not progress),
+        with_ingest_progress=lambda step: ingest_with_progress(app, step, as_json=not progress),
+        on_synced=synced,
+    )
+    ingested = ingest_run.summary if ingest_run is not None else None
+    if ingested is not None:
+        run.summary = {**summary.to_dict(), "ingest": ingested.to_dict()}
+        run.files_failed = len(summary.failed) + len(ingested.failed)
+        run.headline = (
+            f"{headline(summary)}; ingested {ingested.files} file(s), {len(ingested.failed)} failed"
+        )
     report(summary, ingested)
     _raise_if_partial(summary)
     if ingested is not None and ingested.failed:
-        raise PartialSyncError(f"{len(ingested.failed)} file(s) could not be ingested")
-
-
-def _ingest_after_sync(app: AppContext, settings: Settings, *, as_json: bool) -> IngestSummary:
-    """Ingest what the sync (and earlier ones) downloaded; files that failed are skipped."""
-    from cdnlogs.cli.analysis import ingest_with_progress
-    from cdnlogs.lock import ArchiveLock
-
-    # The sync released its lock; take it again so no other sync or ingest runs alongside.
-    with ArchiveLock(settings.state_dir, purpose="ingest"):
-        summary = ingest_with_progress(app, settings, as_json=as_json)
-        if settings.compact_after_ingest:
-            from cdnlogs.compaction import compact_archive
-
-            compact_archive(settings, now=datetime.now(UTC))
-        if settings.dataset_url is not None:
-            from cdnlogs.publish import publish_archive_dataset
-
-            publish_archive_dataset(settings)
-        if settings.store and settings.store_drop_local:
-            from cdnlogs.manifest import Manifest
-            from cdnlogs.upload import drop_local_copies
-
-            with Manifest.open(settings.state_dir) as manifest:
-                drop_local_copies(manifest, settings.out_dir, only_ingested=True)
-        return summary
+        raise IngestIncompleteError(f"{len(ingested.failed)} file(s) could not be ingested")
 
 
 @cli.command("demo")
