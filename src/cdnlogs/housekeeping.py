@@ -1,9 +1,12 @@
 """The library behind ``status``, ``verify``, ``prune`` and ``adopt``: numbers, no printing.
 
-Each function takes an open :class:`~cdnlogs.manifest.Manifest` and the output directory and
-returns a result dataclass the CLI renders as a table or JSON. The caller holds the archive
-lock for the ones that change anything (verify, prune, adopt); ``sync`` calls
-:func:`prune_archive` under its own lock when the ``retention`` setting is set.
+Each ``*_archive``/``adopt_files`` function takes an open :class:`~cdnlogs.manifest.Manifest`
+and the output directory and returns a result dataclass the CLI renders as a table or JSON;
+their caller holds the archive lock (``sync`` calls :func:`prune_archive` under its own lock
+when the ``retention`` setting is set). :func:`run_verify`, :func:`run_prune` and
+:func:`run_adopt` are the commands' entry points: from the settings, they take the archive lock
+and open the ledger themselves, as :class:`cdnlogs.sync.SyncRun` does, so a library caller gets
+the same guarantee as the CLI.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 from cdnlogs.checksum import PlainChecksum, plain_checksum_file
 from cdnlogs.errors import CdnLogsError, UsageError
 from cdnlogs.linecount import LineCounter
+from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import FileRecord, Manifest, Status
 from cdnlogs.storage import (
     HASH_CHUNK,
@@ -40,6 +44,7 @@ from cdnlogs.storage import (
 from cdnlogs.timeutil import floor_hour, hours_between
 
 if TYPE_CHECKING:  # s3fs is imported only when a store is opened
+    from cdnlogs.config import Settings
     from cdnlogs.manifest import RunRecord
     from cdnlogs.store import ObjectStore
 
@@ -312,6 +317,28 @@ def verify_archive(
     return result
 
 
+def run_verify(
+    settings: Settings,
+    *,
+    store: ObjectStore | None = None,
+    progress: ProgressCallback | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """``verify``: :func:`verify_archive` under the archive lock, bad files marked pending.
+
+    :param on_total: called first with the number of done files (a progress bar's total).
+    :raises LockedError: another process holds the archive lock.
+    :raises ManifestError: there is no ledger under ``settings.out_dir``.
+    """
+    with (
+        ArchiveLock(settings.state_dir, purpose="verify"),
+        Manifest.open(settings.state_dir, create=False) as manifest,
+    ):
+        if on_total is not None:
+            on_total(sum(c.get(Status.DONE, 0) for c in manifest.status_counts().values()))
+        return verify_archive(manifest, settings.out_dir, progress=progress, store=store)
+
+
 # -- prune --------------------------------------------------------------------------------
 
 
@@ -434,6 +461,26 @@ def _remove_empty_parents(directory: Path, root: Path) -> None:
         directory = directory.parent
 
 
+def run_prune(
+    settings: Settings,
+    keep: timedelta,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    store: ObjectStore | None = None,
+) -> PruneResult:
+    """``prune``: :func:`prune_archive` under the archive lock.
+
+    :raises LockedError: another process holds the archive lock.
+    :raises ManifestError: there is no ledger under ``settings.out_dir``.
+    """
+    with (
+        ArchiveLock(settings.state_dir, purpose="prune"),
+        Manifest.open(settings.state_dir, create=False) as manifest,
+    ):
+        return prune_archive(manifest, settings.out_dir, keep, now, dry_run, store=store)
+
+
 # -- adopt --------------------------------------------------------------------------------
 
 #: Local file extensions adopt understands, and the format each one is.
@@ -533,6 +580,26 @@ def adopt_files(
             )
         )
     return result
+
+
+def run_adopt(
+    settings: Settings,
+    source: Path,
+    *,
+    domains: Iterable[str] | None = None,
+    move: bool = False,
+) -> AdoptResult:
+    """``adopt``: :func:`adopt_files` into ``settings.out_dir`` under the archive lock.
+
+    :raises LockedError: another process holds the archive lock.
+    """
+    with (
+        ArchiveLock(settings.state_dir, purpose="adopt"),
+        Manifest.open(settings.state_dir) as manifest,
+    ):
+        return adopt_files(
+            manifest, source, settings.out_dir, layout=settings.layout, domains=domains, move=move
+        )
 
 
 class _Skip(Exception):

@@ -25,7 +25,12 @@ from cdnlogs.cli.options import (
     store_option,
 )
 from cdnlogs.config import Settings
-from cdnlogs.errors import IncompleteArchiveError, PartialSyncError, UsageError
+from cdnlogs.errors import (
+    CorruptFilesError,
+    IncompleteArchiveError,
+    PruneIncompleteError,
+    UsageError,
+)
 from cdnlogs.housekeeping import (
     AdoptResult,
     DomainStatus,
@@ -33,13 +38,12 @@ from cdnlogs.housekeeping import (
     MergedLedgers,
     PruneResult,
     VerifyResult,
-    adopt_files,
     archive_status,
-    prune_archive,
+    run_adopt,
+    run_prune,
+    run_verify,
     status_window,
-    verify_archive,
 )
-from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import Manifest, Status
 from cdnlogs.timeutil import parse_duration, parse_when
 
@@ -327,19 +331,17 @@ def verify(
     settings = make_settings(config_path, out_dir=out_dir, store=store)
     app = ctx.find_object(AppContext)
     object_store = _open_store(settings)
-    with ArchiveLock(settings.state_dir, purpose="verify"), _open_ledger(settings) as manifest:
-        if app is None or not app.interactive:
-            result = verify_archive(manifest, settings.out_dir, store=object_store)
-        else:
-            total = sum(c.get(Status.DONE, 0) for c in manifest.status_counts().values())
-            with Progress(console=Console(file=app.stderr), transient=True) as bar:
-                task = bar.add_task("verifying", total=total)
-                result = verify_archive(
-                    manifest,
-                    settings.out_dir,
-                    progress=lambda _row: bar.advance(task),
-                    store=object_store,
-                )
+    if app is None or not app.interactive:
+        result = run_verify(settings, store=object_store)
+    else:
+        with Progress(console=Console(file=app.stderr), transient=True) as bar:
+            task = bar.add_task("verifying", total=None)
+            result = run_verify(
+                settings,
+                store=object_store,
+                progress=lambda _row: bar.advance(task),
+                on_total=lambda total: bar.update(task, total=total),
+            )
     if as_json:
         _emit_json(_verify_json(result))
     else:
@@ -347,7 +349,7 @@ def verify(
     if result.problems:
         # Raised, not ctx.exit(5): main() maps CdnLogsError exit codes, and the summary line
         # goes to stderr where scripts look for it.
-        raise PartialSyncError(
+        raise CorruptFilesError(
             f"{len(result.problems)} of {result.checked} files missing or corrupt; "
             "marked for download by the next sync"
         )
@@ -422,16 +424,15 @@ def prune(
         raise UsageError("say how much to keep: --keep 7d (or set `retention` in the config)")
     duration = parse_duration(keep_text)
     object_store = _open_store(settings)
-    with ArchiveLock(settings.state_dir, purpose="prune"), _open_ledger(settings) as manifest:
-        result = prune_archive(
-            manifest, settings.out_dir, duration, datetime.now(UTC), dry_run, store=object_store
-        )
+    result = run_prune(
+        settings, duration, now=datetime.now(UTC), dry_run=dry_run, store=object_store
+    )
     if as_json:
         _emit_json(_prune_json(result))
     else:
         _print_prune(_console(ctx), result)
     if result.problems:
-        raise PartialSyncError(f"{len(result.problems)} files could not be pruned")
+        raise PruneIncompleteError(f"{len(result.problems)} files could not be pruned")
 
 
 def _prune_json(result: PruneResult) -> dict[str, Any]:
@@ -503,18 +504,7 @@ def adopt(
     under the archive layout and recorded, so `cdnlogs sync` never fetches them again.
     """
     settings = make_settings(config_path, out_dir=out_dir)
-    with (
-        ArchiveLock(settings.state_dir, purpose="adopt"),
-        Manifest.open(settings.state_dir) as manifest,
-    ):
-        result = adopt_files(
-            manifest,
-            source,
-            settings.out_dir,
-            layout=settings.layout,
-            domains=domains or None,
-            move=move,
-        )
+    result = run_adopt(settings, source, domains=domains or None, move=move)
     if as_json:
         _emit_json(_adopt_json(result))
     else:
