@@ -31,7 +31,7 @@ from cdnlogs.reconcile import (
     judge_domain,
     settled_window,
 )
-from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
+from cdnlogs.timeutil import iso_utc, parse_duration, resolve_window
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,8 @@ def reconcile_window(settings: Settings, now: datetime) -> tuple[datetime, datet
 
     UsageError when no settled hour is left (the window is younger than ``reconcile_settle``).
     """
-    until = parse_when(settings.until, now=now) if settings.until else now
-    since = (
-        parse_when(settings.since, now=now)
-        if settings.since
-        else now - parse_duration(settings.lookback)
+    since, until = resolve_window(
+        settings.since, settings.until, now=now, default=parse_duration(settings.lookback)
     )
     settle = parse_duration(settings.reconcile_settle)
     start, end = settled_window(since, until, now=now, settle=settle)

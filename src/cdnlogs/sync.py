@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 
+from cdnlogs import timeutil
 from cdnlogs.config import Settings
 from cdnlogs.errors import CdnLogsError, ConfigError, UnsafeNameError, UrlExpiredError, UsageError
 from cdnlogs.lock import ArchiveLock
@@ -46,7 +47,7 @@ from cdnlogs.retry import RetryPolicy
 from cdnlogs.shard import Shard, resolve_shard, shard_settings
 from cdnlogs.storage import FORMATS, make_directory, resolve_inside, validate_layout
 from cdnlogs.store import ObjectStore, StoredObject
-from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
+from cdnlogs.timeutil import iso_utc, parse_duration
 from cdnlogs.transfer import (
     DEFAULT_RETRY_POLICY,
     Downloader,
@@ -203,15 +204,13 @@ class SyncSummary:
 
 
 def resolve_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
-    """``[since, until)`` from the settings: the look-back up to ``now`` by default."""
-    end = parse_when(settings.until, now=now) if settings.until else now.astimezone(UTC)
-    if settings.since:
-        start = parse_when(settings.since, now=now)
-    else:
-        start = (now - parse_duration(settings.lookback)).astimezone(UTC)
-    if start >= end:
-        raise UsageError(f"--since {iso_utc(start)} is not before --until {iso_utc(end)}")
-    return start, end
+    """``sync``'s ``[since, until)``: the look-back up to ``now`` by default.
+
+    See :func:`cdnlogs.timeutil.resolve_window` (the one rule every command's window follows).
+    """
+    return timeutil.resolve_window(
+        settings.since, settings.until, now=now, default=parse_duration(settings.lookback)
+    )
 
 
 def transfer_config(settings: Settings) -> TransferConfig:

@@ -1,4 +1,4 @@
-"""Parsing of user-given times (ISO-8601 or relative like ``36h``) and hour arithmetic.
+"""Parsing of user-given times (ISO-8601 or relative like ``36h``), windows, hour arithmetic.
 
 Pure functions: the caller passes ``now``.
 """
@@ -40,6 +40,25 @@ def parse_when(text: str, *, now: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def resolve_window(
+    since: str | None, until: str | None, *, now: datetime, default: timedelta
+) -> tuple[datetime, datetime]:
+    """The ``[since, until)`` window of a command's ``--since``/``--until``, in aware UTC.
+
+    ``until`` defaults to ``now``; ``since`` to ``now - default`` (the look-back for ``sync``
+    and ``reconcile``, the last 24 hours for ``list``), whatever ``until`` is: the default
+    window is always "the last <default>", as the docs say, so ``--until`` alone only cuts it
+    short. An empty window is a UsageError.
+    """
+    end = parse_when(until, now=now) if until else now.astimezone(UTC)
+    start = parse_when(since, now=now) if since else (now - default).astimezone(UTC)
+    if start >= end:
+        raise UsageError(
+            f"the window is empty: --since {iso_utc(start)} is not before --until {iso_utc(end)}"
+        )
+    return start, end
 
 
 def floor_hour(value: datetime) -> datetime:

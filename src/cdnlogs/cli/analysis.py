@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import duckdb
 
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import operated_run, ops_options
 from cdnlogs.cli.options import (
@@ -171,7 +171,6 @@ def ingest_with_progress(
     """Run an ingest ``step`` with a progress bar on a terminal's stderr; quietly otherwise."""
     if as_json or not app.interactive:
         return step(None)
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -187,7 +186,7 @@ def ingest_with_progress(
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=Console(file=app.stderr),
+        console=render.stderr_console(app),
         transient=True,
     ) as progress:
         return step(_IngestProgress(progress))
@@ -383,13 +382,12 @@ def _text(value: Any) -> str:
 
 
 def _print_table(app: AppContext, names: list[str], rows: list[tuple[Any, ...]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(*names, show_lines=False)
     for row in rows[:TABLE_ROW_LIMIT]:
         table.add_row(*("NULL" if v is None else _text(v) for v in row))
-    console = Console(file=app.stdout, width=None if app.stdout.isatty() else 160)
+    console = render.console(app.stdout, plain_width=160)
     console.print(table)
     if len(rows) > TABLE_ROW_LIMIT:
         console.print(

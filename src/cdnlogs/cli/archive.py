@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import RunRecorder, operated_run, ops_options
 from cdnlogs.cli.options import (
@@ -26,6 +26,7 @@ from cdnlogs.cli.options import (
     verbose_option,
     window_options,
 )
+from cdnlogs.cli.render import human_bytes
 from cdnlogs.config import Settings
 from cdnlogs.errors import IngestIncompleteError, PartialSyncError
 from cdnlogs.sync import SyncCallbacks, SyncSummary
@@ -305,7 +306,6 @@ def _run_with_progress(
     """Run a sync with a progress bar on a terminal's stderr; quietly otherwise."""
     if as_json or not app.interactive:
         return run(None)
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -315,7 +315,7 @@ def _run_with_progress(
         TransferSpeedColumn,
     )
 
-    console = Console(file=app.stderr)
+    console = render.stderr_console(app)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -348,14 +348,6 @@ def _raise_if_partial(summary: SyncSummary) -> None:
         )
 
 
-def _human(nbytes: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(nbytes) < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return f"{nbytes:.1f} GiB"  # pragma: no cover - loop always returns
-
-
 def _report(
     app: AppContext,
     summary: SyncSummary,
@@ -369,10 +361,9 @@ def _report(
             data["ingest"] = ingested.to_dict()
         click.echo(json.dumps(data, indent=2), file=app.stdout)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=app.stdout, width=None if app.stdout.isatty() else 120)
+    console = render.console(app.stdout, plain_width=120)
     table = Table(title=f"sync {summary.start} .. {summary.end} -> {summary.out_dir}")
     for column in ("Domain", "Listed", "Fetched", "Skipped", "Failed", "Rejected", "Bytes"):
         table.add_column(column, justify="left" if column == "Domain" else "right")
@@ -384,7 +375,7 @@ def _report(
             str(d.skipped),
             str(len(d.failed)),
             str(len(d.rejected)),
-            _human(d.bytes),
+            human_bytes(d.bytes),
         )
     console.print(table)
     for problem in summary.failed:
@@ -395,7 +386,7 @@ def _report(
     line = (
         f"{summary.total('fetched')} fetched, {summary.total('skipped')} already present, "
         f"{len(summary.failed)} failed, {len(summary.rejected)} rejected; "
-        f"{_human(summary.total('bytes'))} in {summary.seconds:.1f}s ({_human(rate)}/s)"
+        f"{human_bytes(summary.total('bytes'))} in {summary.seconds:.1f}s ({human_bytes(rate)}/s)"
     )
     if summary.pruned:
         line += f"; {summary.pruned} pruned by retention"
@@ -419,7 +410,6 @@ def _report(
 
 
 def _print_status(app: AppContext, settings: Settings, now: datetime) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from cdnlogs.housekeeping import archive_status
@@ -443,6 +433,6 @@ def _print_status(app: AppContext, settings: Settings, now: datetime) -> None:
             str(row.counts.get(Status.PENDING, 0)),
             str(row.hours_covered),
             str(row.missing_hours),
-            _human(row.bytes_stored),
+            human_bytes(row.bytes_stored),
         )
-    Console(file=app.stdout, width=None if app.stdout.isatty() else 120).print(table)
+    render.console(app.stdout, plain_width=120).print(table)

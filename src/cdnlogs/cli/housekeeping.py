@@ -14,7 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from cdnlogs.check import CheckResult, check_with_settings
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
     config_option,
@@ -24,6 +24,7 @@ from cdnlogs.cli.options import (
     out_option,
     store_option,
 )
+from cdnlogs.cli.render import human_bytes
 from cdnlogs.config import Settings
 from cdnlogs.errors import (
     CorruptFilesError,
@@ -57,9 +58,7 @@ MAX_GAPS_SHOWN = 8
 def _console(ctx: click.Context) -> Console:
     app = ctx.find_object(AppContext)
     stream: IO[str] = app.stdout if app is not None else sys.stdout
-    # Piped output is read by people too (cron mail): don't squeeze tables into 80 columns.
-    width = None if stream.isatty() else 160
-    return Console(file=stream, highlight=False, width=width)
+    return render.console(stream, plain_width=160, highlight=False)
 
 
 def _emit_json(data: dict[str, Any]) -> None:
@@ -68,15 +67,6 @@ def _emit_json(data: dict[str, Any]) -> None:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 def _range_text(gap: HourRange) -> str:
@@ -291,7 +281,7 @@ def _print_status(
         table.add_row(
             d.domain,
             *(str(d.counts.get(status, 0)) for status in Status),
-            _size(d.bytes_stored),
+            human_bytes(d.bytes_stored),
             str(d.hours_covered),
             f"[red]{d.missing_hours}[/red]" if d.missing_hours else "0",
             _iso(d.last_sync) or "never",
@@ -334,7 +324,7 @@ def verify(
     if app is None or not app.interactive:
         result = run_verify(settings, store=object_store)
     else:
-        with Progress(console=Console(file=app.stderr), transient=True) as bar:
+        with Progress(console=render.stderr_console(app), transient=True) as bar:
             task = bar.add_task("verifying", total=None)
             result = run_verify(
                 settings,
@@ -371,7 +361,7 @@ def _verify_json(result: VerifyResult) -> dict[str, Any]:
 
 def _print_verify(console: Console, result: VerifyResult) -> None:
     console.print(
-        f"Checked {result.checked} files ({_size(result.bytes_checked)} intact): "
+        f"Checked {result.checked} files ({human_bytes(result.bytes_checked)} intact): "
         f"{result.ok} ok, {len(result.problems)} missing or corrupt."
     )
     if result.not_checked:
@@ -464,7 +454,7 @@ def _print_prune(console: Console, result: PruneResult) -> None:
         for f in result.files:
             console.print(f"  {f.local_path or f.log_name}")
     console.print(
-        f"{verb} {len(result.files)} files ({_size(result.bytes)}) whose hour ended before "
+        f"{verb} {len(result.files)} files ({human_bytes(result.bytes)}) whose hour ended before "
         f"{_iso(result.cutoff)}."
     )
     for p in result.problems:

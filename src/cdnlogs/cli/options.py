@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -14,8 +13,6 @@ import click
 
 from cdnlogs.cli.context import AppContext
 from cdnlogs.config import Settings, load_settings
-from cdnlogs.errors import UsageError
-from cdnlogs.timeutil import parse_when
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -234,20 +231,6 @@ def make_settings(config_path: Path | None = None, **flags: Any) -> Settings:
     so a default never hides the environment or the config file.
     """
     return load_settings(flags, env=os.environ, config_path=config_path)
-
-
-def resolve_window(
-    settings: Settings, *, now: datetime, default: timedelta
-) -> tuple[datetime, datetime]:
-    """The ``[since, until)`` window in aware UTC; ``since`` defaults to ``now - default``."""
-    until = parse_when(settings.until, now=now) if settings.until else now
-    since = parse_when(settings.since, now=now) if settings.since else until - default
-    if since >= until:
-        raise UsageError(
-            f"the window is empty: --since {since:%Y-%m-%dT%H:%M:%SZ} is not "
-            f"before --until {until:%Y-%m-%dT%H:%M:%SZ}"
-        )
-    return since, until
 
 
 class DatasetLocation(click.ParamType):  # type: ignore[type-arg]
