@@ -69,6 +69,10 @@ DEFAULT_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND = 1024.0
 DEFAULT_DOWNLOAD_MIN_SPEED_SECONDS = 60.0
 #: Longest one download attempt may take, however fast it goes (curl's --max-time); 0: no bound.
 DEFAULT_DOWNLOAD_MAX_SECONDS = 3600.0
+#: Tries per object-store request (botocore's standard retry mode; includes the first).
+DEFAULT_STORE_ATTEMPTS = 5
+#: Timeout of one dead-man's-switch ping or webhook call.
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 10.0
 
 ENV_PREFIX = "CDNLOGS_"
 CONFIG_ENV = "CDNLOGS_CONFIG"
@@ -153,7 +157,7 @@ class Settings:
     #: URL that gets a JSON summary when a run fails (may carry a token: never printed).
     notify_webhook: str | None = field(default=None, repr=False)
     #: Timeout of one ping or webhook call; they never fail the run.
-    heartbeat_timeout_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
     #: ``status --check``: an hour counts as settled this long after it ended (logs are late).
     check_settle: str = "24h"
     #: ``status --check``: the last successful sync may be at most this old.
@@ -177,7 +181,7 @@ class Settings:
     #: ``auto`` (the Alibaba AccessKey for aliyuncs.com, else the S3 chain), ``s3`` or ``aliyun``.
     store_credentials: str = "auto"
     #: Tries per store request (botocore's standard retry mode; includes the first).
-    store_attempts: int = 5
+    store_attempts: int = DEFAULT_STORE_ATTEMPTS
     #: Delete a file's local copy once it is verified in the store.
     store_drop_local: bool = False
     #: ``K/N``: this worker takes the domains whose stable hash falls in shard K (0-based) of N.

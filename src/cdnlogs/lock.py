@@ -20,6 +20,7 @@ from types import TracebackType
 
 from cdnlogs.errors import LockedError, ManifestError
 from cdnlogs.storage import make_directory
+from cdnlogs.timeutil import iso_utc
 
 LOCK_NAME = "lock"
 
@@ -67,7 +68,7 @@ class ArchiveLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "purpose": self.purpose,
-            "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "started": iso_utc(datetime.now(UTC)),
         }
         # Rewritten in place under the lock; readers only use it for a message.
         os.ftruncate(fd, 0)

@@ -35,6 +35,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from cdnlogs.config import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_READ_TIMEOUT_SECONDS,
+    DEFAULT_STORE_ATTEMPTS,
+)
 from cdnlogs.errors import (
     CdnLogsError,
     ConfigError,
@@ -172,9 +177,9 @@ class StoreConnection:
     session_token: str | None = field(default=None, repr=False)
     #: Where the credential came from, for messages (``the S3 credential chain`` ...).
     credential_source: str = "the S3 credential chain"
-    connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 60.0
-    attempts: int = 5
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+    attempts: int = DEFAULT_STORE_ATTEMPTS
 
     @property
     def shown_endpoint(self) -> str:

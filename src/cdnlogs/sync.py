@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,7 +43,6 @@ from cdnlogs.models import Listing
 from cdnlogs.plan import FetchTask, Plan, plan_fetches
 from cdnlogs.providers.base import Provider
 from cdnlogs.redact import redact_text
-from cdnlogs.retry import RetryPolicy
 from cdnlogs.shard import Shard, resolve_shard, shard_settings
 from cdnlogs.storage import FORMATS, make_directory, resolve_inside, validate_layout
 from cdnlogs.store import ObjectStore, StoredObject
@@ -215,17 +214,12 @@ def resolve_window(settings: Settings, now: datetime) -> tuple[datetime, datetim
 
 def transfer_config(settings: Settings) -> TransferConfig:
     """The downloader's tunables from the settings (concurrency, timeouts, attempts, pace)."""
-    retry: RetryPolicy = DEFAULT_RETRY_POLICY
     return TransferConfig(
         max_workers=settings.concurrency,
         connect_timeout_seconds=settings.connect_timeout_seconds,
         read_timeout_seconds=settings.read_timeout_seconds,
-        retry=RetryPolicy(
-            attempts=settings.download_attempts,
-            base_delay_seconds=retry.base_delay_seconds,
-            max_delay_seconds=retry.max_delay_seconds,
-            max_elapsed_seconds=retry.max_elapsed_seconds,
-        ),
+        # The downloader's backoff, with the attempts the settings give.
+        retry=replace(DEFAULT_RETRY_POLICY, attempts=settings.download_attempts),
         min_speed_bytes_per_second=settings.download_min_speed_bytes_per_second,
         min_speed_seconds=settings.download_min_speed_seconds,
         max_attempt_seconds=settings.download_max_seconds,

@@ -72,6 +72,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from cdnlogs.checksum import PlainChecksum
 from cdnlogs.config import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_DOWNLOAD_ATTEMPTS,
     DEFAULT_DOWNLOAD_MAX_SECONDS,
@@ -106,7 +107,7 @@ log = logging.getLogger(__name__)
 KiB = 1024
 MiB = 1024 * KiB
 
-DEFAULT_MAX_WORKERS = 8
+DEFAULT_MAX_WORKERS = DEFAULT_CONCURRENCY
 DEFAULT_CHUNK_SIZE = 1 * MiB
 #: Largest piece of plain text inflated per call: caps memory for highly compressible logs.
 DEFAULT_INFLATE_OUTPUT_SIZE = 2 * MiB

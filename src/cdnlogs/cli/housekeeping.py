@@ -46,7 +46,7 @@ from cdnlogs.housekeeping import (
     status_window,
 )
 from cdnlogs.manifest import Manifest, Status
-from cdnlogs.timeutil import parse_duration, parse_when
+from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 
 if TYPE_CHECKING:  # s3fs is imported only when a store is given
     from cdnlogs.store import ObjectStore
@@ -66,7 +66,7 @@ def _emit_json(data: dict[str, Any]) -> None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else iso_utc(value)
 
 
 def _range_text(gap: HourRange) -> str:
