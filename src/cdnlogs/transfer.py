@@ -436,8 +436,8 @@ class Downloader:
     """Fetch DownloadTasks on a bounded thread pool; see the module docstring for the rules.
 
     :param session: a requests Session (see :func:`make_session`); shared by the workers.
-    :param config: tunables.
-    :param sleep: how to wait between retries (tests may pass a faster one).
+    :param config: tunables (a test passes a fast retry policy rather than a fake sleep: the
+        wait between retries is on the cancel event, so :meth:`cancel` cuts it short).
     :param wall_clock: Unix time, to check ``Expires=`` before a request.
     """
 

@@ -313,7 +313,10 @@ def verify(
     store: str | None,
     as_json: bool,
 ) -> None:
-    """Re-check every downloaded file (present, size, sha256); bad ones are fetched again.
+    """Re-check every downloaded file (present, size, checksum); bad ones are fetched again.
+
+    A .log file is checked against the CRC-32 of its text, a .gz file against the sha256 of
+    the download; with --store, the stored object too (present, size, ETag).
 
     Exits 5 if any file was missing or corrupt (it is marked pending, so the next sync
     downloads it again), 0 if all are intact.
