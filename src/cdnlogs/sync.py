@@ -58,7 +58,7 @@ from cdnlogs.transfer import (
 )
 
 if TYPE_CHECKING:  # duckdb is imported only when an ingest runs
-    from cdnlogs.ingest import IngestRun
+    from cdnlogs.ingest import IngestRun, IngestSummary
     from cdnlogs.ingest.archive import IngestCallbacks
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,13 @@ class SyncSummary:
         """Every rejected file of every domain."""
         return [p for d in self.domains for p in d.rejected]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON summary: totals first, then per-domain details."""
-        return {
+    def to_dict(self, ingested: IngestSummary | None = None) -> dict[str, Any]:
+        """The JSON summary: totals first, then per-domain details, then ``ingested``'s.
+
+        ``sync --json`` and each ``watch --json`` tick print this (with ``--ingest``, the
+        ingest that followed as ``ingest``).
+        """
+        data = {
             "ok": self.ok,
             "out": self.out_dir,
             "start": self.start,
@@ -200,6 +204,9 @@ class SyncSummary:
                 for d in self.domains
             ],
         }
+        if ingested is not None:
+            data["ingest"] = ingested.to_dict()
+        return data
 
 
 def resolve_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:

@@ -196,7 +196,7 @@ def sync_once(
     )
     ingested = ingest_run.summary if ingest_run is not None else None
     if ingested is not None:
-        run.summary = {**summary.to_dict(), "ingest": ingested.to_dict()}
+        run.summary = summary.to_dict(ingested)
         run.files_failed = len(summary.failed) + len(ingested.failed)
         run.headline = (
             f"{headline(summary)}; ingested {ingested.files} file(s), {len(ingested.failed)} failed"
@@ -356,10 +356,7 @@ def _report(
     ingested: IngestSummary | None = None,
 ) -> None:
     if as_json:
-        data = summary.to_dict()
-        if ingested is not None:
-            data["ingest"] = ingested.to_dict()
-        click.echo(json.dumps(data, indent=2), file=app.stdout)
+        click.echo(json.dumps(summary.to_dict(ingested), indent=2), file=app.stdout)
         return
     from rich.table import Table
 

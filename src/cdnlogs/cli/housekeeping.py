@@ -43,6 +43,7 @@ from cdnlogs.housekeeping import (
     run_adopt,
     run_prune,
     run_verify,
+    status_to_dict,
     status_window,
 )
 from cdnlogs.manifest import Manifest, Status
@@ -165,11 +166,11 @@ def status(
             if run_check:
                 checked = check_with_settings(manifest, settings, now=now, domains=wanted)
     if as_json:
-        data = _status_json(settings, start, end, result)
+        data = status_to_dict(settings.out_dir, start, end, result)
         if shards is not None:
             data["store"], data["ledgers"] = settings.store, shards
         if checked is not None:
-            data["check"] = _check_json(checked)
+            data["check"] = checked.to_dict()
         _emit_json(data)
     else:
         if shards is not None:
@@ -183,16 +184,6 @@ def status(
             f"{len({p.domain for p in checked.problems})} domain(s)",
             hint="`cdnlogs sync` fetches missing and failed files; see docs/operations.md",
         )
-
-
-def _check_json(result: CheckResult) -> dict[str, Any]:
-    return {
-        "ok": result.ok,
-        "settled_window": {"start": _iso(result.window_start), "end": _iso(result.window_end)},
-        "problems": [
-            {"domain": p.domain, "kind": p.kind, "message": p.message} for p in result.problems
-        ],
-    }
 
 
 def _print_check(console: Console, result: CheckResult) -> None:
@@ -231,33 +222,6 @@ def _status_from_store(
             wanted = list(domains) or sorted(set(merged.domains()) | set(settings.domains))
             result = archive_status(merged, window_start=start, window_end=end, domains=wanted)
     return result, [name for name, _ in snapshots]
-
-
-def _status_json(
-    settings: Settings, start: datetime, end: datetime, result: list[DomainStatus]
-) -> dict[str, Any]:
-    return {
-        "out": str(settings.out_dir),
-        "window": {"start": _iso(start), "end": _iso(end)},
-        "domains": [
-            {
-                "domain": d.domain,
-                "counts": {status.value: d.counts.get(status, 0) for status in Status},
-                "bytes": d.bytes_stored,
-                "hours_covered": d.hours_covered,
-                "first_hour": _iso(d.first_hour),
-                "last_hour": _iso(d.last_hour),
-                "missing_hours": d.missing_hours,
-                "gaps": [
-                    {"start": _iso(g.start), "end": _iso(g.end), "hours": g.hours} for g in d.gaps
-                ],
-                "last_sync": _iso(d.last_sync),
-                "in_store": d.in_store,
-                "store_only": d.store_only,
-            }
-            for d in result
-        ],
-    }
 
 
 def _print_status(
@@ -336,7 +300,7 @@ def verify(
                 on_total=lambda total: bar.update(task, total=total),
             )
     if as_json:
-        _emit_json(_verify_json(result))
+        _emit_json(result.to_dict())
     else:
         _print_verify(_console(ctx), result)
     if result.problems:
@@ -346,20 +310,6 @@ def verify(
             f"{len(result.problems)} of {result.checked} files missing or corrupt; "
             "marked for download by the next sync"
         )
-
-
-def _verify_json(result: VerifyResult) -> dict[str, Any]:
-    return {
-        "checked": result.checked,
-        "ok": result.ok,
-        "bad": len(result.problems),
-        "bytes_checked": result.bytes_checked,
-        "not_checked": result.not_checked,
-        "problems": [
-            {"domain": p.domain, "log_name": p.log_name, "path": p.local_path, "reason": p.reason}
-            for p in result.problems
-        ],
-    }
 
 
 def _print_verify(console: Console, result: VerifyResult) -> None:
@@ -421,34 +371,11 @@ def prune(
         settings, duration, now=datetime.now(UTC), dry_run=dry_run, store=object_store
     )
     if as_json:
-        _emit_json(_prune_json(result))
+        _emit_json(result.to_dict())
     else:
         _print_prune(_console(ctx), result)
     if result.problems:
         raise PruneIncompleteError(f"{len(result.problems)} files could not be pruned")
-
-
-def _prune_json(result: PruneResult) -> dict[str, Any]:
-    return {
-        "dry_run": result.dry_run,
-        "cutoff": _iso(result.cutoff),
-        "files": len(result.files),
-        "bytes": result.bytes,
-        "pruned": [
-            {
-                "domain": f.domain,
-                "log_name": f.log_name,
-                "path": f.local_path,
-                "hour_end": _iso(f.hour_end),
-                "bytes": f.bytes,
-            }
-            for f in result.files
-        ],
-        "problems": [
-            {"domain": p.domain, "log_name": p.log_name, "path": p.local_path, "reason": p.reason}
-            for p in result.problems
-        ],
-    }
 
 
 def _print_prune(console: Console, result: PruneResult) -> None:
@@ -499,30 +426,9 @@ def adopt(
     settings = make_settings(config_path, out_dir=out_dir)
     result = run_adopt(settings, source, domains=domains or None, move=move)
     if as_json:
-        _emit_json(_adopt_json(result))
+        _emit_json(result.to_dict())
     else:
         _print_adopt(_console(ctx), result)
-
-
-def _adopt_json(result: AdoptResult) -> dict[str, Any]:
-    return {
-        "adopted": len(result.adopted),
-        "skipped": len(result.skipped),
-        "unrecognised": len(result.unrecognised),
-        "files": [
-            {
-                "domain": a.domain,
-                "log_name": a.log_name,
-                "source": str(a.source),
-                "path": a.local_path,
-                "format": a.format,
-                "action": a.action,
-            }
-            for a in result.adopted
-        ],
-        "skipped_files": [{"source": str(p), "reason": r} for p, r in result.skipped],
-        "unrecognised_files": [str(p) for p in result.unrecognised],
-    }
 
 
 def _print_adopt(console: Console, result: AdoptResult) -> None:

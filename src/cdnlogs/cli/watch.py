@@ -248,9 +248,7 @@ class _Ticker:
 
     def _report(self, number: int, summary: SyncSummary, ingested: IngestSummary | None) -> None:
         if self.as_json:
-            data = {"tick": number, **summary.to_dict()}
-            if ingested is not None:
-                data["ingest"] = ingested.to_dict()
+            data = {"tick": number, **summary.to_dict(ingested)}
             click.echo(json.dumps(data), file=self.app.stdout)
             return
         line = (
