@@ -171,24 +171,7 @@ def ingest_with_progress(
     """Run an ingest ``step`` with a progress bar on a terminal's stderr; quietly otherwise."""
     if as_json or not app.interactive:
         return step(None)
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=render.stderr_console(app),
-        transient=True,
-    ) as progress:
+    with render.bytes_progress(app) as progress:
         return step(_IngestProgress(progress))
 
 

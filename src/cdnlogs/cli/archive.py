@@ -306,25 +306,7 @@ def _run_with_progress(
     """Run a sync with a progress bar on a terminal's stderr; quietly otherwise."""
     if as_json or not app.interactive:
         return run(None)
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    console = render.stderr_console(app)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with render.bytes_progress(app) as progress:
         return run(_RichProgress(progress))
 
 

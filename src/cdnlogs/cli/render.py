@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
     from cdnlogs.cli.context import AppContext
 
@@ -42,3 +43,28 @@ def stderr_console(app: AppContext) -> Console:
     from rich.console import Console
 
     return Console(file=app.stderr)
+
+
+def bytes_progress(app: AppContext) -> Progress:
+    """The progress bar of a sync or an ingest, on stderr: description, bar, bytes, rate, ETA.
+
+    Transient: it is gone when the run ends, leaving only the report.
+    """
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(app),
+        transient=True,
+    )
