@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from cdnlogs import retry
@@ -502,10 +502,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def is_store_url(value: object) -> TypeGuard[str]:
+    """True when ``value`` is an ``s3://`` URL (a ``--dataset`` or ``--store`` on a store)."""
+    return isinstance(value, str) and value.strip().lower().startswith("s3://")
+
+
 def _coerce(name: str, value: object, where: str, error: type[CdnLogsError]) -> Any:
     """Turn a TOML, env or flag value into the field's type, or raise ``error`` naming ``where``."""
     kind = _base_type(name)
-    if name == "dataset" and isinstance(value, str) and value.strip().lower().startswith("s3://"):
+    if name == "dataset" and is_store_url(value):
         return value.strip()  # a dataset on a store (checked in _validate)
 
     def bad(expected: str) -> CdnLogsError:

@@ -134,11 +134,6 @@ class StoreUrl:
         return StoreUrl(self.bucket, self.key(relative))
 
 
-def is_store_url(text: str | Path | None) -> bool:
-    """True when ``text`` is an ``s3://`` URL (as a ``--dataset`` or ``--store`` value)."""
-    return isinstance(text, str) and text.strip().lower().startswith(f"{SCHEME}://")
-
-
 def parse_store_url(text: str) -> StoreUrl:
     """Read ``s3://bucket[/prefix]``; ConfigError naming what is wrong."""
     raw = text.strip()

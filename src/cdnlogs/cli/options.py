@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from cdnlogs.cli.context import AppContext
-from cdnlogs.config import Settings, load_settings
+from cdnlogs.config import Settings, is_store_url, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -239,7 +239,7 @@ class DatasetLocation(click.ParamType):  # type: ignore[type-arg]
     name = "DIR|s3://BUCKET/PREFIX"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and value.strip().lower().startswith("s3://"):
+        if is_store_url(value):
             return value.strip()
         return click.Path(path_type=Path, file_okay=False).convert(value, param, ctx)
 

@@ -40,7 +40,7 @@ from cdnlogs.sync import SyncSummary, check_settings, resolve_window
 from cdnlogs.timeutil import iso_utc, parse_duration
 
 if TYPE_CHECKING:
-    from cdnlogs.dataset import IngestSummary
+    from cdnlogs.ingest import IngestSummary
     from cdnlogs.reconcile import ReconcileResult
 
 #: Exit statuses of a tick that end ``watch``: settings that will not fix themselves.
