@@ -403,7 +403,8 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str
 
 
 def test_library_entry_points_take_the_archive_lock(tmp_path: Path) -> None:
-    """verify, prune, adopt and ingest from the library refuse to run beside a lock holder."""
+    """verify, prune, adopt, ingest and compact from the library refuse to run beside a holder."""
+    from cdnlogs.compaction import compact_archive, run_compact
     from cdnlogs.config import Settings
     from cdnlogs.errors import LockedError
     from cdnlogs.housekeeping import run_adopt, run_prune, run_verify
@@ -420,6 +421,8 @@ def test_library_entry_points_take_the_archive_lock(tmp_path: Path) -> None:
         "adopt": lambda: run_adopt(settings, tmp_path / "old"),
         "ingest": lambda: ingest_archive(settings, now=NOW),
         "run_ingest": lambda: run_ingest(settings, now=NOW),
+        "compact": lambda: compact_archive(settings, now=NOW),
+        "run_compact": lambda: run_compact(settings, now=NOW),
     }
     refused = []
     with ArchiveLock(out / ".cdnlogs", purpose="sync"):

@@ -30,12 +30,10 @@ from cdnlogs.dataset import RemoteDataset, connect, dataset_root
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
 from cdnlogs.ingest import DEFAULT_JOBS, IngestRun, run_ingest
-from cdnlogs.lock import ArchiveLock
 from cdnlogs.timeutil import parse_duration, parse_when
 
 if TYPE_CHECKING:
     from cdnlogs.compaction import CompactSummary
-    from cdnlogs.config import Settings
     from cdnlogs.ingest.archive import IngestCallbacks
     from cdnlogs.publish import PublishSummary
 
@@ -235,30 +233,16 @@ def compact_command(
     compacted file holds, so ingest stays idempotent, and a late or re-downloaded file for a
     compacted day is folded in by the next compaction.
     """
-    from cdnlogs.compaction import compact_archive
+    from cdnlogs.compaction import run_compact
 
     settings = make_settings(config_path, out_dir=out_dir, dataset=dataset, compact_settle=settle)
-    with ArchiveLock(settings.state_dir, purpose="compact"):
-        summary = compact_archive(settings, now=datetime.now(UTC), domains=domains)
-        published = _publish(settings)
+    compacted = run_compact(settings, now=datetime.now(UTC), domains=domains)
     if as_json:
-        data = summary.to_dict()
-        if published is not None:
-            data["publish"] = published.to_dict()
-        click.echo(json.dumps(data, indent=2), file=app.stdout)
+        click.echo(json.dumps(compacted.to_dict(), indent=2), file=app.stdout)
     else:
-        _report_compact(app, summary)
-        if published is not None:
-            _report_publish(app, published)
-
-
-def _publish(settings: Settings) -> PublishSummary | None:
-    """Upload the local dataset's changes to its s3:// URL (when the dataset has one)."""
-    if settings.dataset_url is None:
-        return None
-    from cdnlogs.publish import publish_archive_dataset
-
-    return publish_archive_dataset(settings)
+        _report_compact(app, compacted.summary)
+        if compacted.published is not None:
+            _report_publish(app, compacted.published)
 
 
 def _report_publish(app: AppContext, summary: PublishSummary) -> None:

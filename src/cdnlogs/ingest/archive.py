@@ -102,9 +102,9 @@ def run_ingest(
     with ArchiveLock(settings.state_dir, purpose="ingest"):
         run = IngestRun(_ingest_locked(settings, now=now, options=None, callbacks=callbacks))
         if settings.compact_after_ingest:
-            from cdnlogs.compaction import compact_archive
+            from cdnlogs.compaction import compact_locked
 
-            run.compacted = compact_archive(settings, now=now)
+            run.compacted = compact_locked(settings, now=now)
         if settings.dataset_url is not None:
             from cdnlogs.publish import publish_archive_dataset
 
