@@ -30,7 +30,7 @@ The whole tree::
     │                                    or the wrong region
     ├── ManifestError                 1  the SQLite ledger is unusable, or cannot be written
     │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
-    │   └── LockedError               1  another sync holds the archive lock
+    │   └── LockedError               1  another cdnlogs run holds the archive lock
     ├── ParseError                    1  a log line or file that cannot be parsed
     └── IncompleteArchiveError        6  `status --check`: missing hours, failed files, stale sync
 
