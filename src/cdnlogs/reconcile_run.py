@@ -27,11 +27,10 @@ from cdnlogs.providers.base import HourlyCounts, MonitoringProvider
 from cdnlogs.reconcile import (
     ReconcileOptions,
     ReconcileResult,
-    hours_of,
     judge_domain,
     settled_window,
 )
-from cdnlogs.timeutil import iso_utc, parse_duration, resolve_window
+from cdnlogs.timeutil import hours_between, iso_utc, parse_duration, resolve_window
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ def run_reconcile(
                     not_ingested[name] += 1
     logged = _logged_counts(settings, names, start, end)
     result = ReconcileResult(product=settings.product, start=start, end=end, options=options)
-    hours = hours_of(start, end)
+    hours = hours_between(start, end)
     for name in names:
         counts: HourlyCounts = provider.hourly_counts(name, start, end)
         result.request_ids.extend(counts.request_ids)

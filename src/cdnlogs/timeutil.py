@@ -66,6 +66,12 @@ def floor_hour(value: datetime) -> datetime:
     return value.replace(minute=0, second=0, microsecond=0)
 
 
+def ceil_hour(value: datetime) -> datetime:
+    """The start of the next hour, unless ``value`` is already on one."""
+    floor = floor_hour(value)
+    return floor if floor == value else floor + timedelta(hours=1)
+
+
 def iso_utc(value: datetime) -> str:
     """Format as the provider wants: ``yyyy-MM-ddTHH:mm:ssZ`` in UTC."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
