@@ -295,13 +295,19 @@ class _Terminal(io.StringIO):
 def test_ingest_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     from cdnlogs.cli.analysis import ingest_with_progress
     from cdnlogs.config import Settings
+    from cdnlogs.ingest import ingest_archive
 
     lines = list(generate_lines(DOMAIN, HOUR, 50, 1))
     terminal, pipe = _Terminal(), io.StringIO()
     for out, stderr in ((tmp_path / "tty", terminal), (tmp_path / "pipe", pipe)):
         _archive(out, lines)
         app = AppContext(stdout=io.StringIO(), stderr=stderr)
-        summary = ingest_with_progress(app, Settings(out_dir=out), as_json=False)
+        settings = Settings(out_dir=out)
+        summary = ingest_with_progress(
+            app,
+            lambda cb: ingest_archive(settings, now=datetime.now(UTC), callbacks=cb),  # noqa: B023
+            as_json=False,
+        )
         assert summary.rows == 50
     # The terminal got the bar (files and rows done); the pipe got nothing at all.
     assert "1/1 files, 50 rows" in terminal.getvalue()

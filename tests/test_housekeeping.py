@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -406,3 +407,41 @@ def test_commands_respect_the_lock(capsys: pytest.CaptureFixture[str], tmp_path:
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
     code, stdout, _ = run(capsys, command, "--help")
     assert code == ExitStatus.OK and "--out" in stdout and "Usage:" in stdout
+
+
+def test_library_entry_points_take_the_archive_lock(tmp_path: Path) -> None:
+    """verify, prune, adopt, ingest and compact from the library refuse to run beside a holder."""
+    from cdnlogs.compaction import compact_archive, run_compact
+    from cdnlogs.config import Settings
+    from cdnlogs.errors import LockedError
+    from cdnlogs.housekeeping import run_adopt, run_prune, run_verify
+    from cdnlogs.ingest import ingest_archive, run_ingest
+
+    out = tmp_path / "out"
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        store(manifest, out, log_file(hour(100)))
+    settings = Settings(out_dir=out)
+    (tmp_path / "old").mkdir()
+    calls = {
+        "verify": lambda: run_verify(settings),
+        "prune": lambda: run_prune(settings, timedelta(days=1), now=NOW),
+        "adopt": lambda: run_adopt(settings, tmp_path / "old"),
+        "ingest": lambda: ingest_archive(settings, now=NOW),
+        "run_ingest": lambda: run_ingest(settings, now=NOW),
+        "compact": lambda: compact_archive(settings, now=NOW),
+        "run_compact": lambda: run_compact(settings, now=NOW),
+    }
+    refused = []
+    with ArchiveLock(out / ".cdnlogs", purpose="sync"):
+        for name, call in calls.items():
+            with contextlib.suppress(LockedError):
+                call()
+                continue
+            refused.append(name)
+    assert refused == list(calls)
+    with Manifest.open(out / ".cdnlogs") as manifest:  # nothing was changed
+        assert [r.status for r in manifest.records()] == [Status.DONE]
+    # Without a holder they run, and release the lock (the next one gets it).
+    assert run_verify(settings).ok == 1
+    assert run_prune(settings, timedelta(days=1), now=NOW).files
+    assert run_adopt(settings, tmp_path / "old").adopted == []

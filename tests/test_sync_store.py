@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -449,3 +450,34 @@ def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
     assert all(r.ingested_rows and r.local_dropped_at is not None for r in rows)
     assert [p for p in out.rglob("*") if p.is_file() and ".cdnlogs" not in p.parts] == []
     assert _assert_store_holds_every_done_file(sim, s3, out, "log") == len(listed)
+
+
+def test_library_sync_and_ingest_drops_local_copies_only_after_the_ingest(
+    sim: Simulator, s3: S3Server, tmp_path: Path
+) -> None:
+    """`sync_and_ingest` is the CLI's `sync --ingest --drop-local`, for a library caller."""
+    from cdnlogs.sync import sync_and_ingest
+
+    out = tmp_path / "out"
+    settings = _settings(sim, s3, out, ingest_after_sync=True, store_drop_local=True)
+    at_sync: list[int] = []
+
+    def synced(summary: SyncSummary) -> None:
+        # Between the steps: every copy is still on disk, for the ingest to read.
+        at_sync.append(sum(1 for r in _rows(out).values() if r.local_dropped_at is None))
+
+    summary, ingested = sync_and_ingest(
+        settings, make_provider(settings), now=NOW, on_synced=synced
+    )
+    listed = len(_listed(sim))
+    assert summary.ok and summary.total("uploaded") == listed
+    assert at_sync == [listed]
+    assert ingested is not None and ingested.summary.files == listed
+    assert ingested.dropped == listed
+    rows = _rows(out).values()
+    assert all(r.ingested_rows and r.local_dropped_at is not None for r in rows)
+    # Without ingest_after_sync it is a plain sync, and drops at upload.
+    again, nothing = sync_and_ingest(
+        replace(settings, ingest_after_sync=False), make_provider(settings), now=NOW
+    )
+    assert nothing is None and again.total("fetched") == 0

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from cdnlogs.analyze import DEFAULT_TOP, Filters, Report, analyze
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
     DATASET_LOCATION,
@@ -135,13 +135,7 @@ def _run(root: Path | RemoteDataset, filters: Filters, geo_db: Path | None) -> R
 
 
 def _console(app: AppContext) -> Console:
-    stream = app.stdout
-    interactive = stream.isatty()
     # On a pipe rich drops colour by itself; a fixed width keeps lines from wrapping at 80.
-    return Console(
-        file=stream,
-        width=None if interactive else PLAIN_WIDTH,
-        highlight=False,
-        emoji=False,
-        markup=False,
+    return render.console(
+        app.stdout, plain_width=PLAIN_WIDTH, highlight=False, emoji=False, markup=False
     )
