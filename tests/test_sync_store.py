@@ -46,6 +46,17 @@ FAST = TransferConfig(
 )
 
 
+def _this_hour() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now_is_this_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW is this test's hour, not the hour the module was imported in: `status` judges up to
+    the real clock, so a suite that crossed an hour after import saw one hour missing."""
+    monkeypatch.setitem(globals(), "NOW", _this_hour())
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     config = SimulatorConfig(domains=DOMAINS, days=1, lines_per_file=40, now=NOW)
