@@ -243,3 +243,43 @@ def test_store_errors_name_the_url(s3: S3Server, tmp_path: Path) -> None:
         connect(dataset_root(dead))
     assert int(unreachable.value.exit_code) == 4
     assert ACCESS_KEY not in str(unreachable.value)
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "message"),
+    [
+        ("missing-bucket", 3, "bucket 'no-such-bucket' does not exist at http://127.0.0.1"),
+        ("unreachable", 4, f"cannot reach the store {URL} at http://127.0.0.1:9"),
+        ("denied", 4, f"access to {URL} denied at http://127.0.0.1"),
+        ("wrong-region", 3, f"{URL} is in another region than us-east-1 at http://127.0.0.1"),
+    ],
+)
+@pytest.mark.parametrize("command", ["query", "report", "export"])
+def test_reading_a_bad_store_is_one_clear_line_and_its_exit_status(
+    store_env: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    case: str,
+    status: int,
+    message: str,
+) -> None:
+    url = URL
+    if case == "missing-bucket":
+        url = "s3://no-such-bucket/ds"
+    elif case == "unreachable":
+        monkeypatch.setenv("CDNLOGS_STORE_ENDPOINT", "http://127.0.0.1:9")
+        monkeypatch.setenv("CDNLOGS_STORE_ATTEMPTS", "1")
+    elif case == "denied":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        monkeypatch.setattr("moto.settings.INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    else:
+        store_env.faults.bucket_regions[S3_BUCKET] = "eu-west-1"
+    args = {
+        "query": ["query", "SELECT count(*) FROM logs"],
+        "report": ["report", "--json"],
+        "export": ["export", "--format", "csv", "--output", str(tmp_path / "x.csv")],
+    }[command]
+    code, _, err = _invoke([*args, "--dataset", url])
+    assert (code, message in err) == (status, True), err
+    assert "\n" not in err and "not-the-secret" not in err and SECRET_KEY not in err

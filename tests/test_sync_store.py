@@ -368,6 +368,7 @@ def test_archive_given_a_store_later_uploads_what_it_has(
         ("missing-bucket", 3, "bucket 'no-such-bucket' does not exist at http://127.0.0.1"),
         ("unreachable", 4, "cannot reach the store s3://cdnlogs-test/raw at http://127.0.0.1:9"),
         ("denied", 4, "access to s3://cdnlogs-test/raw denied at http://127.0.0.1"),
+        ("wrong-region", 3, "s3://cdnlogs-test/raw is in another region than us-east-1 at http"),
     ],
 )
 def test_store_errors_exit_with_a_clear_message_and_record_nothing(
@@ -388,6 +389,9 @@ def test_store_errors_exit_with_a_clear_message_and_record_nothing(
         args[-1] = "s3://no-such-bucket/raw"
     elif case == "unreachable":
         monkeypatch.setenv("CDNLOGS_STORE_ENDPOINT", "http://127.0.0.1:9")
+    elif case == "wrong-region":
+        monkeypatch.setenv("CDNLOGS_STORE_REGION", "us-east-1")
+        s3.faults.bucket_regions[S3_BUCKET] = "eu-west-1"  # a regional endpoint of another
     else:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDUNKNOWN")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
@@ -399,7 +403,11 @@ def test_store_errors_exit_with_a_clear_message_and_record_nothing(
     assert info.value.code == status, err
     assert message in err
     assert err.startswith("Error: ") and "\nhint: " in err and "Traceback" not in err
-    assert "not-the-secret" not in err
+    assert len(err.splitlines()) == 2  # one line of error, one of hint
+    assert "not-the-secret" not in err and "testing-secret" not in err
+    assert sim.access_key_secret not in err
+    if case == "wrong-region":
+        assert "hint: set store_region = 'eu-west-1' and a store_endpoint" in err
     assert sim.downloads == {} and _done_count(out) == 0
 
 
