@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,14 @@ from cdnlogs.errors import CdnLogsError, StoreConfigError, StoreError, StoreUnre
 from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
 from cdnlogs.publish import local_files, publish_archive_dataset
-from cdnlogs.store import ObjectStore
+from cdnlogs.store import ObjectStore, open_store
+from cdnlogs.upload import restore_snapshot, upload_snapshot
 from conftest import S3_BUCKET
 from dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive, totals
 from s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 URL = f"s3://{S3_BUCKET}/ds"
+DAY = "2024-03-01"
 #: 2024-03-01 (+08:00) is settled, 2024-03-02 is not.
 NOW = datetime(2024, 3, 3, 17, tzinfo=UTC)
 Totals = dict[tuple[str, str], tuple[int, int]]
@@ -174,6 +176,51 @@ def test_late_file_recompaction_and_retention_on_the_store(
         "date=2024-03-02"
     }
     assert set(_store_totals(settings)) == {(d, "2024-03-02") for d in DOMAINS}
+
+
+def test_a_new_disk_restores_the_published_dataset_instead_of_deleting_it(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    """A worker whose disk is new (a pod; its ledger back from the snapshot) has none of the
+    published files locally: its publish must not take that for deletions, and its compaction
+    of a day with a late file must hold the whole day, not only the files on this disk."""
+    first = _settings(s3, tmp_path / "pod-1")
+    small_archive(first.out_dir)
+    ingest_archive(first, now=NOW)
+    compact_archive(first, now=NOW)
+    publish_archive_dataset(first)
+    before = _store_totals(first)
+    published = _stored_keys(s3)
+    store = open_store(first, f"s3://{S3_BUCKET}/raw")  # where sync keeps the snapshots
+    with Manifest.open(first.state_dir) as manifest:
+        upload_snapshot(manifest, store, None)
+
+    second = _settings(s3, tmp_path / "pod-2")
+    assert restore_snapshot(store, second.state_dir, second.out_dir, None)
+    with Manifest.open(second.state_dir) as manifest:  # the raw copies are not on this disk
+        manifest.mark_local_dropped_many((r.domain, r.log_name) for r in manifest.records())
+    late = add_source(second.out_dir, DOMAINS[0], DAY_START + timedelta(hours=21), 6, seed=6)
+    assert ingest_archive(second, now=NOW).rows == 6
+    summary = publish_archive_dataset(second)
+    assert summary is not None and (summary.uploaded, summary.deleted) == (1, 0)
+    assert summary.restored == len(published)
+    assert _stored_keys(s3) == published | set(local_files(second.dataset_dir)) != published
+    requests, _ = before[(DOMAINS[0], DAY)]
+    after = _store_totals(second)
+    assert after[(DOMAINS[0], DAY)][0] == requests + 6 and after == totals(second.dataset_dir)
+
+    compact_archive(second, now=NOW)  # the day's generation 2: the restored one and the late file
+    summary = publish_archive_dataset(second)
+    assert summary is not None and (summary.restored, summary.uploaded, summary.deleted) == (
+        0,
+        1,
+        2,
+    )
+    assert _stored_keys(s3) == set(local_files(second.dataset_dir))
+    assert _store_totals(second) == after
+    with Manifest.open(second.state_dir) as manifest:
+        record = manifest.compactions(str(second.dataset_dir))[(DOMAINS[0], date(2024, 3, 1))]
+    assert record.generation == 2 and late in record.sources and len(record.sources) == 4
 
 
 def test_failed_upload_or_crash_records_nothing_not_stored_and_a_rerun_completes(

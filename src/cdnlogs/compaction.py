@@ -131,9 +131,20 @@ def is_settled(day: date, *, now: datetime, settle: timedelta) -> bool:
 def compact_archive(
     settings: Settings, *, now: datetime, domains: tuple[str, ...] = ()
 ) -> CompactSummary:
-    """Compact the settled days of ``settings``' local dataset (the caller holds the lock)."""
+    """Compact the settled days of ``settings``' local dataset (the caller holds the lock).
+
+    With a dataset on a store, a new working copy first gets the published files it lacks
+    (``publish.restore_working_copy``): a day compacted from only the files on this disk would
+    be a generation that misses the rest of the day.
+    """
     options = CompactOptions(settle=parse_duration(settings.compact_settle), domains=domains)
     with Manifest.open(settings.state_dir) as manifest:
+        if settings.dataset_url is not None:
+            from cdnlogs.publish import restore_working_copy
+            from cdnlogs.store import open_store
+
+            store = open_store(settings, settings.dataset_url)
+            restore_working_copy(settings.dataset_dir, store, manifest)
         return compact_dataset(settings.dataset_dir, manifest, now=now, options=options)
 
 

@@ -19,25 +19,44 @@ verified is uploaded again if its file is still local, and deleted otherwise. On
 ledger are ever deleted, so shards publishing their own domains to one dataset URL never touch
 each other's files (each key has exactly one writer).
 
+The working copy is the one that published. Its marker file ``.cdnlogs-published.json`` (at the
+dataset root; no glob of the data matches it) lists the URLs it has published to, so a recorded
+key missing locally there means the file was replaced or aged out on purpose, and its key is
+deleted. A working copy without the URL in its marker while the ledger records keys there is a
+new disk (a pod whose ledger came back from its snapshot, a re-created ``--out``): its missing
+files were never deleted, they are simply not on this disk, and deleting their keys would wipe
+the dataset on the store. :func:`restore_working_copy` downloads them first (``publish`` and
+``compact`` call it), so compaction sees every file of a day and publish deletes nothing it did
+not replace.
+
 The caller holds the archive lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdnlogs.dataset import REJECTS_DIR
+from cdnlogs.errors import StoreError
 from cdnlogs.manifest import Manifest, PublishedFile
+from cdnlogs.storage import fsync_dir
 
 if TYPE_CHECKING:
     from cdnlogs.config import Settings
     from cdnlogs.store import ObjectStore
 
 log = logging.getLogger(__name__)
+
+#: At the dataset root: the URLs this working copy has published to (see the module docstring).
+MARKER_NAME = ".cdnlogs-published.json"
 
 
 @dataclass
@@ -49,6 +68,8 @@ class PublishSummary:
     uploaded_bytes: int = 0
     deleted: int = 0
     unchanged: int = 0
+    #: Files downloaded into a new working copy before publishing (restore_working_copy).
+    restored: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,11 +90,101 @@ def local_files(root: Path) -> dict[str, PublishedFile]:
     return found
 
 
+def _published_urls(root: Path) -> set[str]:
+    try:
+        data = json.loads((root / MARKER_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError) as exc:
+        raise StoreError(
+            f"{root / MARKER_NAME} is unreadable ({exc}); remove it to restore"
+        ) from exc
+    return {str(u) for u in data.get("published_to", [])} if isinstance(data, dict) else set()
+
+
+def _mark_published(root: Path, url: str) -> None:
+    urls = _published_urls(root)
+    if url in urls:
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"published_to": sorted(urls | {url})}, indent=1) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=MARKER_NAME, suffix=".part", dir=root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, root / MARKER_NAME)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(root)
+
+
+def restore_working_copy(root: Path, store: ObjectStore, manifest: Manifest) -> int:
+    """Download the recorded keys a new working copy lacks; return how many were downloaded.
+
+    Nothing to do when ``root`` is the working copy that published (its marker names the URL).
+    Otherwise every key the ledger records under the URL and ``root`` lacks is fetched (a key
+    whose upload never completed and that the store does not hold is forgotten), recorded with
+    the local file's stat so it is not uploaded again, and the URL is added to the marker.
+    """
+    root = Path(root)
+    url = str(store.url)
+    if url in _published_urls(root):
+        return 0
+    recorded = manifest.published(url)
+    missing = sorted(key for key in recorded if not (root / key).is_file())
+    restored = 0
+    if missing:
+        store.check()
+        log.info("%s: %d published file(s) not in %s; downloading", url, len(missing), root)
+    for key in missing:
+        item = recorded[key]
+        stored = store.head(key)
+        if stored is None:
+            if item.uploaded:
+                raise StoreError(
+                    f"{store.url.url(key)} is recorded as published but is not in the store",
+                    hint="run `cdnlogs ingest` on the working copy that published it, or "
+                    "remove the dataset's ledger entries",
+                )
+            manifest.forget_published(url, [key])  # its upload never reached the store
+            continue
+        if item.uploaded and stored.size != item.size:
+            raise StoreError(
+                f"{store.url.url(key)} holds {stored.size} bytes, the ledger recorded {item.size}"
+            )
+        target = root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + target.name, suffix=".part", dir=target.parent)
+        os.close(fd)
+        try:
+            store.get_file(key, Path(tmp))
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        stat = target.stat()
+        manifest.record_published(
+            url, [PublishedFile(key, stat.st_size, stat.st_mtime_ns, uploaded=item.uploaded)]
+        )
+        restored += 1
+    for directory in sorted({(root / key).parent for key in missing}):
+        if directory.is_dir():
+            fsync_dir(directory)
+    _mark_published(root, url)
+    return restored
+
+
 def publish_dataset(root: Path, store: ObjectStore, manifest: Manifest) -> PublishSummary:
     """Make ``store`` hold the local dataset at ``root`` (see the module docstring)."""
     started = time.monotonic()
     url = str(store.url)
     summary = PublishSummary(url=url)
+    summary.restored = restore_working_copy(Path(root), store, manifest)
     local = local_files(Path(root))
     recorded = manifest.published(url)
     todo = [
