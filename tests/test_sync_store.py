@@ -445,8 +445,9 @@ def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
     out = tmp_path / "out"
     for name, value in _cli_env(sim, s3).items():
         monkeypatch.setenv(name, value)
+    dataset = f"s3://{S3_BUCKET}/ds"
     with pytest.raises(SystemExit) as info:
-        main([*_cli_args(sim, out)[3:], "--drop-local", "--ingest", "--json"])
+        main([*_cli_args(sim, out)[3:], "--drop-local", "--ingest", "--dataset", dataset, "--json"])
     captured = capsys.readouterr()
     assert info.value.code == 0, captured.err
     summary = json.loads(captured.out)
@@ -456,3 +457,16 @@ def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
     assert all(r.ingested_rows and r.local_dropped_at is not None for r in rows)
     assert [p for p in out.rglob("*") if p.is_file() and ".cdnlogs" not in p.parts] == []
     assert _assert_store_holds_every_done_file(sim, s3, out, "log") == len(listed)
+    # The snapshot holds what followed the sync (a new disk restores all of it): every file
+    # ingested and dropped, and the dataset's published keys.
+    published = {k.removeprefix("ds/") for k in s3.objects(S3_BUCKET, "ds/")}
+    assert len(published) >= len(listed)
+    copy = tmp_path / "restored"
+    copy.mkdir()
+    (copy / "manifest.sqlite3").write_bytes(
+        s3.objects(S3_BUCKET, SNAPSHOT_DIR)[SNAPSHOT_DIR + "all.sqlite3"]
+    )
+    with Manifest.open(copy, create=False) as manifest:
+        assert set(manifest.published(dataset)) == published
+        snapshot_rows = manifest.records()
+    assert all(r.ingested_rows and r.local_dropped_at is not None for r in snapshot_rows)

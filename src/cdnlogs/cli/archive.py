@@ -221,6 +221,10 @@ def _ingest_after_sync(app: AppContext, settings: Settings, *, as_json: bool) ->
 
             with Manifest.open(settings.state_dir) as manifest:
                 drop_local_copies(manifest, settings.out_dir, only_ingested=True)
+        if settings.store:
+            from cdnlogs.upload import refresh_snapshot
+
+            refresh_snapshot(settings)  # the sync's snapshot predates the ingest and publish
         return summary
 
 
