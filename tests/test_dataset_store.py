@@ -21,6 +21,7 @@ from cdnlogs.errors import CdnLogsError, StoreConfigError, StoreError, StoreUnre
 from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
 from cdnlogs.publish import local_files, publish_archive_dataset
+from cdnlogs.shard import Shard
 from cdnlogs.store import ObjectStore, open_store
 from cdnlogs.upload import restore_snapshot, upload_snapshot
 from conftest import S3_BUCKET
@@ -221,6 +222,30 @@ def test_a_new_disk_restores_the_published_dataset_instead_of_deleting_it(
     with Manifest.open(second.state_dir) as manifest:
         record = manifest.compactions(str(second.dataset_dir))[(DOMAINS[0], date(2024, 3, 1))]
     assert record.generation == 2 and late in record.sources and len(record.sources) == 4
+
+
+def test_shards_publish_their_own_domains_to_one_dataset_url(s3: S3Server, tmp_path: Path) -> None:
+    """Two workers (shards 0/3 and 2/3: one domain each) publish to one URL; a compaction and
+    retention on one of them never touch the other's keys, and the store sums both."""
+    assert [Shard(k, 3).select(DOMAINS) for k in (2, 0)] == [[DOMAINS[0]], [DOMAINS[1]]]
+    workers = [_settings(s3, tmp_path / f"w{k}", shard=f"{k}/3") for k in (2, 0)]
+    for worker in workers:
+        small_archive(worker.out_dir)  # the same files on both disks: each ingests its own
+        ingest_archive(worker, now=NOW)
+        publish_archive_dataset(worker)
+    expected = totals(workers[0].dataset_dir) | totals(workers[1].dataset_dir)
+    assert {d for d, _ in expected} == set(DOMAINS)
+    assert _store_totals(workers[0]) == expected
+    theirs = {k for k in _stored_keys(s3) if DOMAINS[1] in k}
+    compact_archive(workers[0], now=NOW)
+    workers[0].dataset_keep = "2d"  # 2024-03-01 ages out of shard 2's domain only
+    ingest_archive(workers[0], now=NOW)
+    summary = publish_archive_dataset(workers[0])
+    assert summary is not None and summary.deleted > 0
+    assert {k for k in _stored_keys(s3) if DOMAINS[1] in k} == theirs
+    assert _store_totals(workers[1]) == {
+        key: value for key, value in expected.items() if key != (DOMAINS[0], DAY)
+    }
 
 
 def test_failed_upload_or_crash_records_nothing_not_stored_and_a_rerun_completes(
