@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from cdnlogs.dataset import RemoteDataset, connect, dataset_root
 from cdnlogs.errors import CdnLogsError, StoreConfigError, StoreError, StoreUnreachableError
 from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
-from cdnlogs.publish import local_files, publish_archive_dataset
+from cdnlogs.publish import keep_cutoff, local_files, publish_archive_dataset, publish_dataset
 from cdnlogs.shard import Shard
 from cdnlogs.store import ObjectStore, open_store
 from cdnlogs.upload import restore_snapshot, upload_snapshot
@@ -222,6 +223,31 @@ def test_a_new_disk_restores_the_published_dataset_instead_of_deleting_it(
     with Manifest.open(second.state_dir) as manifest:
         record = manifest.compactions(str(second.dataset_dir))[(DOMAINS[0], date(2024, 3, 1))]
     assert record.generation == 2 and late in record.sources and len(record.sources) == 4
+
+
+def test_a_new_disk_does_not_restore_days_its_retention_ages_out(
+    s3: S3Server, tmp_path: Path
+) -> None:
+    first = _settings(s3, tmp_path / "pod-1")
+    small_archive(first.out_dir)
+    ingest_archive(first, now=NOW)
+    publish_archive_dataset(first)
+    published = _stored_keys(s3)
+    aged = {k for k in published if "/date=2024-03-01/" in k}
+    kept = published - aged
+    assert aged and kept
+    second = _settings(s3, tmp_path / "pod-2")
+    store = open_store(second, URL)
+    with Manifest.open(first.state_dir) as manifest:  # the ledger as a snapshot brings it back
+        manifest.snapshot(tmp_path / "ledger.sqlite3")
+    second.state_dir.mkdir(parents=True)
+    shutil.copy(tmp_path / "ledger.sqlite3", second.state_dir / "manifest.sqlite3")
+    with Manifest.open(second.state_dir) as manifest:
+        # dataset_keep's first kept day (publish_archive_dataset computes it from the setting)
+        summary = publish_dataset(second.dataset_dir, store, manifest, cutoff=date(2024, 3, 2))
+    assert (summary.restored, summary.deleted) == (len(kept), len(aged))
+    assert _stored_keys(s3) == kept == set(local_files(second.dataset_dir))
+    assert keep_cutoff(Settings(dataset_keep="2d"), NOW) == date(2024, 3, 2)  # prune's rule
 
 
 def test_shards_publish_their_own_domains_to_one_dataset_url(s3: S3Server, tmp_path: Path) -> None:

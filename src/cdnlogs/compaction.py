@@ -140,11 +140,12 @@ def compact_archive(
     options = CompactOptions(settle=parse_duration(settings.compact_settle), domains=domains)
     with Manifest.open(settings.state_dir) as manifest:
         if settings.dataset_url is not None:
-            from cdnlogs.publish import restore_working_copy
+            from cdnlogs.publish import keep_cutoff, restore_working_copy
             from cdnlogs.store import open_store
 
             store = open_store(settings, settings.dataset_url)
-            restore_working_copy(settings.dataset_dir, store, manifest)
+            cutoff = keep_cutoff(settings, now)
+            restore_working_copy(settings.dataset_dir, store, manifest, cutoff=cutoff)
         return compact_dataset(settings.dataset_dir, manifest, now=now, options=options)
 
 

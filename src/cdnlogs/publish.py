@@ -41,13 +41,16 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdnlogs.dataset import REJECTS_DIR
 from cdnlogs.errors import StoreError
 from cdnlogs.manifest import Manifest, PublishedFile
+from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.storage import fsync_dir
+from cdnlogs.timeutil import parse_duration
 
 if TYPE_CHECKING:
     from cdnlogs.config import Settings
@@ -122,20 +125,44 @@ def _mark_published(root: Path, url: str) -> None:
     fsync_dir(root)
 
 
-def restore_working_copy(root: Path, store: ObjectStore, manifest: Manifest) -> int:
+def keep_cutoff(settings: Settings, now: datetime) -> date | None:
+    """The first +08:00 day ``dataset_keep`` keeps (``prune_dataset``'s rule), or None."""
+    if not settings.dataset_keep:
+        return None
+    return (now - parse_duration(settings.dataset_keep)).astimezone(PROVIDER_TZ).date()
+
+
+def _aged_out(key: str, cutoff: date | None) -> bool:
+    """True for a ``domain=<d>/date=<day>/...`` key of a day before ``cutoff``."""
+    parts = key.split("/")
+    if cutoff is None or len(parts) < 3 or not parts[1].startswith("date="):
+        return False
+    try:
+        return date.fromisoformat(parts[1].removeprefix("date=")) < cutoff
+    except ValueError:
+        return False
+
+
+def restore_working_copy(
+    root: Path, store: ObjectStore, manifest: Manifest, *, cutoff: date | None = None
+) -> int:
     """Download the recorded keys a new working copy lacks; return how many were downloaded.
 
     Nothing to do when ``root`` is the working copy that published (its marker names the URL).
     Otherwise every key the ledger records under the URL and ``root`` lacks is fetched (a key
     whose upload never completed and that the store does not hold is forgotten), recorded with
     the local file's stat so it is not uploaded again, and the URL is added to the marker.
+    Days before ``cutoff`` (aged out by ``dataset_keep``) are not fetched: the publish that
+    follows deletes their keys, as it would have on the disk that published them.
     """
     root = Path(root)
     url = str(store.url)
     if url in _published_urls(root):
         return 0
     recorded = manifest.published(url)
-    missing = sorted(key for key in recorded if not (root / key).is_file())
+    missing = sorted(
+        key for key in recorded if not (root / key).is_file() and not _aged_out(key, cutoff)
+    )
     restored = 0
     if missing:
         store.check()
@@ -179,12 +206,15 @@ def restore_working_copy(root: Path, store: ObjectStore, manifest: Manifest) -> 
     return restored
 
 
-def publish_dataset(root: Path, store: ObjectStore, manifest: Manifest) -> PublishSummary:
-    """Make ``store`` hold the local dataset at ``root`` (see the module docstring)."""
+def publish_dataset(
+    root: Path, store: ObjectStore, manifest: Manifest, *, cutoff: date | None = None
+) -> PublishSummary:
+    """Make ``store`` hold the local dataset at ``root`` (see the module docstring); ``cutoff``
+    is the first day ``dataset_keep`` keeps (for :func:`restore_working_copy`)."""
     started = time.monotonic()
     url = str(store.url)
     summary = PublishSummary(url=url)
-    summary.restored = restore_working_copy(Path(root), store, manifest)
+    summary.restored = restore_working_copy(Path(root), store, manifest, cutoff=cutoff)
     local = local_files(Path(root))
     recorded = manifest.published(url)
     todo = [
@@ -224,5 +254,6 @@ def publish_archive_dataset(settings: Settings) -> PublishSummary | None:
     from cdnlogs.store import open_store
 
     store = open_store(settings, url)
+    cutoff = keep_cutoff(settings, datetime.now(UTC))
     with Manifest.open(settings.state_dir) as manifest:
-        return publish_dataset(settings.dataset_dir, store, manifest)
+        return publish_dataset(settings.dataset_dir, store, manifest, cutoff=cutoff)
