@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -304,3 +305,26 @@ def test_wrong_region_names_the_region() -> None:
     assert isinstance(result, StoreConfigError) and result.exit_code == 3
     assert "another region than us-east-1" in result.message
     assert result.hint == "set store_region = 'eu-west-1' and a store_endpoint of that region"
+
+
+def test_without_the_s3_extra_a_store_url_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdnlogs.cli import main
+
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as when cdnlogs is installed without [s3]
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIexample")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "the-secret")
+    monkeypatch.setenv("CDNLOGS_ENDPOINT", "http://127.0.0.1:9")  # never reached: store first
+    for args in (
+        ["query", "SELECT 1", "--dataset", "s3://bkt/ds"],
+        ["sync", "--domain", "a.example.com", "--out", str(tmp_path), "--store", "s3://bkt/r"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        err = capsys.readouterr().err
+        assert info.value.code == 3, err
+        assert err == (
+            "Error: object storage needs the s3 extra, which is not installed\n"
+            "hint: pip install 'cdnlogs[s3]'\n"
+        )
