@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -315,6 +319,52 @@ def test_failed_upload_or_crash_records_nothing_not_stored_and_a_rerun_completes
         assert all(f.uploaded for f in manifest.published(URL).values())
     again = publish_archive_dataset(settings)
     assert again is not None and (again.uploaded, again.deleted) == (0, 0)
+
+
+def test_sigkill_while_publishing_then_a_rerun_completes(
+    store_env: S3Server, tmp_path: Path
+) -> None:
+    """A real kill -9 of `cdnlogs ingest --dataset s3://` while the store holds a PUT's answer:
+    the object is stored, the ledger does not call it published; the rerun finishes."""
+    out = tmp_path / "out"
+    small_archive(out)
+    store_env.faults.hold_after_put = 3  # stored, the client never hears back
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cdnlogs", "ingest", "--out", str(out), "--dataset", URL],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    try:
+        assert store_env.faults.held.wait(timeout=60), proc.stderr.read() if proc.stderr else ""
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        store_env.faults.release.set()
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert store_env.faults.held_path is not None
+    held = store_env.faults.held_path.removeprefix(f"/{S3_BUCKET}/ds/")
+    stored = _stored_keys(store_env)
+    local_root = out / ".cdnlogs" / "dataset"
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        recorded = manifest.published(URL)
+    verified = {k for k, f in recorded.items() if f.uploaded}
+    assert held in stored and held in recorded and held not in verified
+    assert len(verified) == 2 and verified <= stored
+    store_env.faults.clear()
+    code, text, err = _invoke(["ingest", "--out", str(out), "--dataset", URL, "--json"])
+    assert code == 0, err
+    assert json.loads(text)["publish"]["uploaded"] == len(local_files(local_root)) - 2
+    assert _stored_keys(store_env) == set(local_files(local_root))
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        assert all(f.uploaded for f in manifest.published(URL).values())
+    sql = TOTALS_SQL.format(logs="logs")
+    code, text, err = _invoke(["query", sql, "--dataset", URL, "--format", "json"])
+    assert code == 0, err
+    rows = [list(r.values()) for r in json.loads(text)]
+    assert {(r[0], r[1]): (r[2], r[3]) for r in rows} == totals(local_root)
 
 
 def test_store_errors_name_the_url(s3: S3Server, tmp_path: Path) -> None:
