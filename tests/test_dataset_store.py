@@ -246,11 +246,14 @@ def test_a_new_disk_does_not_restore_days_its_retention_ages_out(
         manifest.snapshot(tmp_path / "ledger.sqlite3")
     second.state_dir.mkdir(parents=True)
     shutil.copy(tmp_path / "ledger.sqlite3", second.state_dir / "manifest.sqlite3")
+    lost = sorted(kept)[0]  # deleted behind cdnlogs' back: nothing to restore, no error
+    s3.client().delete_object(Bucket=S3_BUCKET, Key=f"ds/{lost}")
     with Manifest.open(second.state_dir) as manifest:
         # dataset_keep's first kept day (publish_archive_dataset computes it from the setting)
         summary = publish_dataset(second.dataset_dir, store, manifest, cutoff=date(2024, 3, 2))
-    assert (summary.restored, summary.deleted) == (len(kept), len(aged))
-    assert _stored_keys(s3) == kept == set(local_files(second.dataset_dir))
+        assert lost not in manifest.published(URL)
+    assert (summary.restored, summary.deleted) == (len(kept) - 1, len(aged))
+    assert _stored_keys(s3) == kept - {lost} == set(local_files(second.dataset_dir))
     assert keep_cutoff(Settings(dataset_keep="2d"), NOW) == date(2024, 3, 2)  # prune's rule
 
 

@@ -150,7 +150,7 @@ def restore_working_copy(
 
     Nothing to do when ``root`` is the working copy that published (its marker names the URL).
     Otherwise every key the ledger records under the URL and ``root`` lacks is fetched (a key
-    whose upload never completed and that the store does not hold is forgotten), recorded with
+    the store does not hold is forgotten, with a warning if it was verified), recorded with
     the local file's stat so it is not uploaded again, and the URL is added to the marker.
     Days before ``cutoff`` (aged out by ``dataset_keep``) are not fetched: the publish that
     follows deletes their keys, as it would have on the disk that published them.
@@ -171,13 +171,11 @@ def restore_working_copy(
         item = recorded[key]
         stored = store.head(key)
         if stored is None:
+            # An upload that never reached the store, or a key deleted behind cdnlogs' back:
+            # nothing to restore or to delete.
             if item.uploaded:
-                raise StoreError(
-                    f"{store.url.url(key)} is recorded as published but is not in the store",
-                    hint="run `cdnlogs ingest` on the working copy that published it, or "
-                    "remove the dataset's ledger entries",
-                )
-            manifest.forget_published(url, [key])  # its upload never reached the store
+                log.warning("%s is recorded as published but is not in the store", key)
+            manifest.forget_published(url, [key])
             continue
         if item.uploaded and stored.size != item.size:
             raise StoreError(
