@@ -381,6 +381,7 @@ def test_archive_given_a_store_later_uploads_what_it_has(
         ("missing-bucket", 3, "bucket 'no-such-bucket' does not exist at http://127.0.0.1"),
         ("unreachable", 4, "cannot reach the store s3://cdnlogs-test/raw at http://127.0.0.1:9"),
         ("denied", 4, "access to s3://cdnlogs-test/raw denied at http://127.0.0.1"),
+        ("wrong-region", 3, "s3://cdnlogs-test/raw is in another region than us-east-1 at http"),
     ],
 )
 def test_store_errors_exit_with_a_clear_message_and_record_nothing(
@@ -401,6 +402,9 @@ def test_store_errors_exit_with_a_clear_message_and_record_nothing(
         args[-1] = "s3://no-such-bucket/raw"
     elif case == "unreachable":
         monkeypatch.setenv("CDNLOGS_STORE_ENDPOINT", "http://127.0.0.1:9")
+    elif case == "wrong-region":
+        monkeypatch.setenv("CDNLOGS_STORE_REGION", "us-east-1")
+        s3.faults.bucket_regions[S3_BUCKET] = "eu-west-1"  # a regional endpoint of another
     else:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDUNKNOWN")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
@@ -412,7 +416,11 @@ def test_store_errors_exit_with_a_clear_message_and_record_nothing(
     assert info.value.code == status, err
     assert message in err
     assert err.startswith("Error: ") and "\nhint: " in err and "Traceback" not in err
-    assert "not-the-secret" not in err
+    assert len(err.splitlines()) == 2  # one line of error, one of hint
+    assert "not-the-secret" not in err and "testing-secret" not in err
+    assert sim.access_key_secret not in err
+    if case == "wrong-region":
+        assert "hint: set store_region = 'eu-west-1' and a store_endpoint" in err
     assert sim.downloads == {} and _done_count(out) == 0
 
 
@@ -450,8 +458,9 @@ def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
     out = tmp_path / "out"
     for name, value in _cli_env(sim, s3).items():
         monkeypatch.setenv(name, value)
+    dataset = f"s3://{S3_BUCKET}/ds"
     with pytest.raises(SystemExit) as info:
-        main([*_cli_args(sim, out)[3:], "--drop-local", "--ingest", "--json"])
+        main([*_cli_args(sim, out)[3:], "--drop-local", "--ingest", "--dataset", dataset, "--json"])
     captured = capsys.readouterr()
     assert info.value.code == 0, captured.err
     summary = json.loads(captured.out)
@@ -461,6 +470,19 @@ def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
     assert all(r.ingested_rows and r.local_dropped_at is not None for r in rows)
     assert [p for p in out.rglob("*") if p.is_file() and ".cdnlogs" not in p.parts] == []
     assert _assert_store_holds_every_done_file(sim, s3, out, "log") == len(listed)
+    # The snapshot holds what followed the sync (a new disk restores all of it): every file
+    # ingested and dropped, and the dataset's published keys.
+    published = {k.removeprefix("ds/") for k in s3.objects(S3_BUCKET, "ds/")}
+    assert len(published) >= len(listed)
+    copy = tmp_path / "restored"
+    copy.mkdir()
+    (copy / "manifest.sqlite3").write_bytes(
+        s3.objects(S3_BUCKET, SNAPSHOT_DIR)[SNAPSHOT_DIR + "all.sqlite3"]
+    )
+    with Manifest.open(copy, create=False) as manifest:
+        assert set(manifest.published(dataset)) == published
+        snapshot_rows = manifest.records()
+    assert all(r.ingested_rows and r.local_dropped_at is not None for r in snapshot_rows)
 
 
 def test_library_sync_and_ingest_drops_local_copies_only_after_the_ingest(

@@ -178,9 +178,21 @@ def run_compact(settings: Settings, *, now: datetime, domains: tuple[str, ...] =
 def compact_locked(
     settings: Settings, *, now: datetime, domains: tuple[str, ...] = ()
 ) -> CompactSummary:
-    """:func:`compact_archive`'s work, for a caller that holds the archive lock."""
+    """:func:`compact_archive`'s work, for a caller that holds the archive lock.
+
+    With a dataset on a store, a new working copy first gets the published files it lacks
+    (``publish.restore_working_copy``): a day compacted from only the files on this disk would
+    be a generation that misses the rest of the day.
+    """
     options = CompactOptions(settle=parse_duration(settings.compact_settle), domains=domains)
     with Manifest.open(settings.state_dir) as manifest:
+        if settings.dataset_url is not None:
+            from cdnlogs.publish import keep_cutoff, restore_working_copy
+            from cdnlogs.store import open_store
+
+            store = open_store(settings, settings.dataset_url)
+            cutoff = keep_cutoff(settings, now)
+            restore_working_copy(settings.dataset_dir, store, manifest, cutoff=cutoff)
         return compact_dataset(settings.dataset_dir, manifest, now=now, options=options)
 
 

@@ -610,7 +610,9 @@ def translate_error(exc: BaseException, where: str, connection: StoreConnection)
             return StoreConfigError(
                 f"{where} is in another region than {connection.region or 'the default'}"
                 f" at {endpoint}: {detail}",
-                hint=f"set store_region = {region!r}"
+                # botocore has already retried in the region S3 named: the endpoint is the
+                # other region's (a regional endpoint, as OSS's always are).
+                hint=f"set store_region = {region!r} and a store_endpoint of that region"
                 if region
                 else "set store_region and store_endpoint to the bucket's region",
             )

@@ -670,7 +670,11 @@ def sync_and_ingest(
 
     def ingest_step(callbacks: IngestCallbacks | None) -> IngestRun:
         return run_ingest(
-            settings, now=now or datetime.now(UTC), callbacks=callbacks, drop_local=True
+            settings,
+            now=now or datetime.now(UTC),
+            callbacks=callbacks,
+            drop_local=True,
+            refresh_snapshot=True,
         )
 
     ingested = with_ingest_progress(ingest_step) if with_ingest_progress else ingest_step(None)
