@@ -715,10 +715,10 @@ def test_an_interrupted_ingester_stops_the_reference_parser_within_a_bound(tmp_p
     line = next(generate_lines(DOMAIN, HOUR, 1, 1))
     fed: list[int] = []
 
-    def sparse() -> Iterator[tuple[int, str]]:
+    def sparse() -> Iterator[tuple[int, bytes]]:
         for i in range(50_000):
             fed.append(i)
-            yield 7 * i + 3, line  # first a multiple of 10,000 at i = 8,571
+            yield 7 * i + 3, line.encode()  # first a multiple of 10,000 at i = 8,571
 
     with Ingester(tmp_path / "ds") as ingester:
         ingester.interrupt()

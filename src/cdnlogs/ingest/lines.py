@@ -7,8 +7,12 @@ Two jobs, both C-speed passes over the bytes that only look at single lines when
   ``\\r`` before each ``\\n`` dropped (``parse_line`` strips them too). A line with a ``\\r``
   anywhere else becomes an empty line there (DuckDB skips it; line numbers stay true) and is
   returned for the reference parser.
-* ``find_lines``: the line numbers and text of the lines the fast path could not vouch for:
+* ``find_lines``: the line numbers and bytes of the lines the fast path could not vouch for:
   those DuckDB reported by number, and those it returned as text.
+
+Both hand back each line's bytes as they are in the file (without the ``\\n``), so a reject
+keeps the physical line exactly, whatever its encoding (``decoded`` is the reference parser's
+and the ``line`` column's view of them).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ _CHUNK = 8 << 20
 _CR_BEFORE_NEWLINE = re.compile(rb"\r+(?=\n)")
 
 
-def _decoded(raw: bytes) -> str:
-    """A physical line as the reference parser and the rejects table see it."""
+def decoded(raw: bytes) -> str:
+    """A physical line as the reference parser and the rejects' ``line`` column see it."""
     return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
@@ -55,32 +59,34 @@ def has_carriage_return(path: Path) -> bool:
     return False
 
 
-def strip_carriage_returns(source: Path, target: Path) -> dict[int, str]:
+def strip_carriage_returns(source: Path, target: Path) -> dict[int, bytes]:
     """Copy ``source`` to the plain file ``target`` as described above; return the set-aside
-    lines (line number -> text)."""
-    aside: dict[int, str] = {}
+    lines (line number -> the line's bytes in ``source``)."""
+    aside: dict[int, bytes] = {}
     with target.open("wb") as out:
         for first, data in _whole_lines(source):
-            data = _CR_BEFORE_NEWLINE.sub(b"", data)
-            if data.endswith(b"\r"):  # a last line without a newline
-                data = data.rstrip(b"\r")
-            if b"\r" in data:
+            stripped = _CR_BEFORE_NEWLINE.sub(b"", data)
+            if stripped.endswith(b"\r"):  # a last line without a newline
+                stripped = stripped.rstrip(b"\r")
+            if b"\r" in stripped:
+                # Line by line from the original bytes, so a set-aside line keeps its own.
                 kept = []
                 for offset, raw in enumerate(data.split(b"\n")):
-                    if b"\r" in raw:
-                        aside[first + offset] = _decoded(raw)
-                        raw = b""
-                    kept.append(raw)
-                data = b"\n".join(kept)
-            out.write(data)
+                    line = raw.rstrip(b"\r")
+                    if b"\r" in line:
+                        aside[first + offset] = raw
+                        line = b""
+                    kept.append(line)
+                stripped = b"\n".join(kept)
+            out.write(stripped)
     return aside
 
 
 @dataclass
 class Found:
-    """What ``find_lines`` found: line number -> text, and what it expected but missed."""
+    """What ``find_lines`` found: line number -> bytes, and what it expected but missed."""
 
-    lines: dict[int, str] = field(default_factory=dict)
+    lines: dict[int, bytes] = field(default_factory=dict)
     missing_numbers: int = 0
     missing_texts: int = 0
 
@@ -103,12 +109,12 @@ def find_lines(path: Path, numbers: set[int], texts: Counter[str]) -> Found:
             break
         lines = data.split(b"\n")
         for n in in_chunk:
-            found.lines[n] = _decoded(lines[n - first])
+            found.lines[n] = lines[n - first]
         if wanted:
             for offset, raw in enumerate(lines):
                 text = wanted.get(raw.rstrip(b"\r"))
                 if text is not None and first + offset not in found.lines:
-                    found.lines[first + offset] = text
+                    found.lines[first + offset] = raw
                     seen[text] += 1
     found.missing_numbers = len(numbers - found.lines.keys())
     found.missing_texts = sum((texts - seen).values()) + sum((seen - texts).values())
