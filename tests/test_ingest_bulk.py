@@ -80,8 +80,8 @@ def test_each_small_file_gets_its_own_parquet_file_and_nothing_else(tmp_path: Pa
     per_file = dict(con.execute("SELECT source_file, count(*) FROM logs GROUP BY 1").fetchall())
     # Each file holds its own source's rows (not another source of the same partition).
     inside = con.execute(
-        f"SELECT DISTINCT filename, source_file FROM read_parquet('{root}/domain=*/date=*/*.parquet',"
-        " filename=true)"
+        "SELECT DISTINCT filename, source_file FROM "
+        f"read_parquet('{root}/domain=*/date=*/*.parquet', filename=true)"
     ).fetchall()
     con.close()
     assert len(inside) == 60
