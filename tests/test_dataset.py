@@ -9,7 +9,7 @@ import json
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -257,15 +257,11 @@ def test_a_shortfall_is_read_again_on_one_scanner_and_reported(
         source: Path,
         log_name: str,
         target: Path,
-        maybe_more: Callable[[int], bool],
         *,
-        already: int = 0,
         parallel: bool = True,
     ) -> tuple[int, set[int], Counter[str]]:
         calls.append(parallel)
-        rows, numbers, odd = real(
-            self, source, log_name, target, maybe_more, already=already, parallel=parallel
-        )
+        rows, numbers, odd = real(self, source, log_name, target, parallel=parallel)
         return (rows - 7 if parallel else rows), numbers, odd
 
     monkeypatch.setattr(ingester_module.Ingester, "_fast_copy_once", lossy)
