@@ -208,6 +208,7 @@ def side_by_side(args: argparse.Namespace, work: Path) -> None:
             ]
         )
         ga_rate = lines / ga_wall
+        ga_cpu = LAST_CPU
         for source in (plain, gz):
             kind = source.suffix
             out = work / "archive"
@@ -239,22 +240,25 @@ def side_by_side(args: argparse.Namespace, work: Path) -> None:
             ol_wall, ol_rss, _ = run_child(
                 [sys.executable, "-c", ONE_LINER, str(source), str(work / "one.parquet")]
             )
+            ol_cpu = LAST_CPU
             rate = lines / wall
             rates[(profile, kind)] = rate
             same = "SAME" if (got[0], got[1] or 0) == want else f"DIFFERENT {got} vs {want}"
             rows_out.append(
                 f"| {profile} {kind} | {rate:,.0f} ({wall:.2f} s, {cpu:.1f} cpu-s, "
                 f"{rss / 1e6:.0f} MB) | {lines / ol_wall:,.0f} ({ol_wall:.2f} s, "
-                f"{ol_rss / 1e6:.0f} MB) | {ga_rate:,.0f} ({ga_wall:.1f} s, {ga_rss / 1e6:.0f} MB) "
-                f"| {ol_wall / wall:.2f}x | {rate / ga_rate:.1f}x | "
+                f"{ol_cpu:.1f} cpu-s, {ol_rss / 1e6:.0f} MB) | {ga_rate:,.0f} ({ga_wall:.1f} s, "
+                f"{ga_cpu:.1f} cpu-s, {ga_rss / 1e6:.0f} MB) "
+                f"| {ol_wall / wall:.2f}x ({ol_cpu / cpu:.2f}x) | {rate / ga_rate:.1f}x "
+                f"({ga_cpu / cpu:.1f}x) | "
                 f"{summary['reparsed']:,} / {summary['rejects']:,} | {same} |"
             )
             print(rows_out[-1], flush=True)
     print(f"\n{args.lines:,} busy lines a file; load average {os.getloadavg()[0]:.1f}\n")
     print(
         "| file | ingest lines/s | one-liner lines/s | GoAccess lines/s (plain) | "
-        "ingest / one-liner | ingest / GoAccess | re-parsed / rejects | requests+bytes vs "
-        "reference |"
+        "ingest / one-liner (by CPU) | ingest / GoAccess (by CPU) | re-parsed / rejects | "
+        "requests+bytes vs reference |"
     )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows_out))

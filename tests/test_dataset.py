@@ -9,7 +9,7 @@ import json
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -257,11 +257,15 @@ def test_a_shortfall_is_read_again_on_one_scanner_and_reported(
         source: Path,
         log_name: str,
         target: Path,
+        maybe_more: Callable[[int], bool],
         *,
+        already: int = 0,
         parallel: bool = True,
     ) -> tuple[int, set[int], Counter[str]]:
         calls.append(parallel)
-        rows, numbers, odd = real(self, source, log_name, target, parallel=parallel)
+        rows, numbers, odd = real(
+            self, source, log_name, target, maybe_more, already=already, parallel=parallel
+        )
         return (rows - 7 if parallel else rows), numbers, odd
 
     monkeypatch.setattr(ingester_module.Ingester, "_fast_copy_once", lossy)
@@ -307,20 +311,28 @@ def test_a_line_count_from_the_ledger_saves_counting_and_is_only_a_hint(
 
     monkeypatch.setattr(ingester_module, "count_lines", counting)
     day = date(2024, 3, 1)
+    clean_lines = list(generate_lines(DOMAIN, HOUR, 200, 3))
+    clean = _write(tmp_path / "clean.gz", clean_lines, gz=True)
     with Ingester(tmp_path / "ds") as ingester:
-        # sync's count matches: nothing lost, and the file is not read a second time
+        # sync's count matches the rows: nothing lost, and the file is not counted again
+        plain = ingester.ingest_file(
+            clean, domain="c.example.com", log_name=NAME, day=day, lines=len(clean_lines)
+        )
+        assert counted == [] and plain.rows == len(clean_lines)
+        # rows short of it (odd lines, or empty ones): the file's own count says whether odd
+        # lines remain to be looked for (cheaper than reading the file again for none)
         good = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=day, lines=len(lines))
-        assert counted == []
+        assert counted == [source]
         # a count that does not match (the file changed since, say) is checked, never trusted
         off = ingester.ingest_file(
             source, domain=DOMAIN, log_name=NAME, day=day, lines=len(lines) + 3
         )
-        assert counted == [source]
+        assert counted == [source, source]
         # empty lines: the reader skips them, the count explains the difference
         empty = ingester.ingest_file(
             with_empty, domain="b.example.com", log_name=NAME, day=day, lines=len(lines[:50]) + 3
         )
-        assert counted == [source, with_empty]
+        assert counted == [source, source, with_empty]
     for result in (good, off):
         assert not result.slow_path and result.rows + result.rejects == len(lines)
     assert not empty.slow_path and empty.rows + empty.rejects == 50

@@ -23,7 +23,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -46,7 +46,12 @@ from cdnlogs.dataset import (
 )
 from cdnlogs.errors import CdnLogsError, ParseError
 from cdnlogs.ingest.fastpath import KIND_ODD, KIND_ROW, parse_sql, read_lines_sql
-from cdnlogs.ingest.lines import decoded, find_lines, strip_carriage_returns
+from cdnlogs.ingest.lines import (
+    decoded,
+    find_lines,
+    has_carriage_return,
+    strip_carriage_returns,
+)
 from cdnlogs.ingest.reference import iter_raw_lines, record_row, select_from_json
 from cdnlogs.linecount import LineCount, count_lines
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
@@ -307,17 +312,36 @@ class Ingester:
             # short of it, the file's own count of non-empty lines decides.
             return (counting is None and found == known) or found == nonempty()
 
+        def maybe_more(found: int) -> bool:
+            # Whether odd lines may remain. Equal to sync's count: none. Short of it, the file's
+            # own count of non-empty lines decides (sync counts empty lines too, and a file
+            # holding some would otherwise be read a second time for odd lines it does not
+            # have: 5 of 11 CPU-s on 1 M hostile lines; counting costs ~0.3).
+            if counting is None and found == known:
+                return False
+            return found != nonempty()
+
         readable, aside = source, {}
         try:
-            try:
-                rows, numbers, odd = self._fast_copy_once(source, log_name, target)
-            except duckdb.InvalidInputException as exc:
-                if "invalid state" not in str(exc):
-                    raise
-                # A carriage return: DuckDB would split the line there (see .lines).
+            # A carriage return: DuckDB would stop (strict mode) or split the line there (see
+            # .lines), so such a file is read from a copy without them. A plain file is looked
+            # at first (memchr speed, stops at the first one): a copy that fails half-way
+            # costs more. A .gz is not inflated just to look: the failing copy tells.
+            if source.suffix != ".gz" and has_carriage_return(source):
                 readable = self._tmp / f"{tag}.log"
                 aside = strip_carriage_returns(source, readable)
-                rows, numbers, odd = self._fast_copy_once(readable, log_name, target)
+            try:
+                rows, numbers, odd = self._fast_copy_once(
+                    readable, log_name, target, maybe_more, already=len(aside)
+                )
+            except duckdb.InvalidInputException as exc:
+                if "invalid state" not in str(exc) or readable != source:
+                    raise
+                readable = self._tmp / f"{tag}.log"
+                aside = strip_carriage_returns(source, readable)
+                rows, numbers, odd = self._fast_copy_once(
+                    readable, log_name, target, maybe_more, already=len(aside)
+                )
             accounted = rows + len(numbers) + sum(odd.values()) + len(aside)
             recopied = False
             if not complete(accounted):
@@ -329,7 +353,7 @@ class Ingester:
                     nonempty(),
                 )
                 rows, numbers, odd = self._fast_copy_once(
-                    readable, log_name, target, parallel=False
+                    readable, log_name, target, maybe_more, already=len(aside), parallel=False
                 )
                 accounted = rows + len(numbers) + sum(odd.values()) + len(aside)
                 if not complete(accounted):
@@ -355,53 +379,37 @@ class Ingester:
         source: Path,
         log_name: str,
         target: Path,
+        maybe_more: Callable[[int], bool],
         *,
+        already: int = 0,
         parallel: bool = True,
     ) -> tuple[int, set[int], Counter[str]]:
-        """One fast-path copy to ``target``, in one pass over ``source``.
+        """One fast-path copy to ``target``.
 
         Returns the rows written, the line numbers DuckDB's reader reported (not UTF-8, too
         long, holding the delimiter), and the odd lines' texts (lines the SQL could not vouch
-        for). One ``COPY`` partitioned by ``kind`` writes the rows and, beside them, the odd
-        lines (a few per thousand in hostile traffic): reading the file a second time for
-        them cost as much as the copy itself (11.8 CPU-s instead of 6.0 per 1 M hostile lines).
+        for: read again, only when the count says there are any).
         """
         sql = parse_sql(read_lines_sql(source, parallel=parallel), log_name)
-        kinds = self._tmp / f"kinds-{uuid.uuid4().hex[:12]}"
         try:
+            if self.options.anonymize_ip:
+                self._build_ip_map(sql)
+                self.clear_rejects()  # the copy below collects them again
+            rows = self._copy(
+                f"SELECT * EXCLUDE (kind) FROM ({sql}) WHERE kind = '{KIND_ROW}'", target, fast=True
+            )
+            numbers = self._reported_lines()
+        finally:
+            self.clear_rejects()
+        odd: Counter[str] = Counter()
+        if maybe_more(rows + len(numbers) + already):
             try:
-                if self.options.anonymize_ip:
-                    self._build_ip_map(sql)
-                    self.clear_rejects()  # the copy below collects them again
-                self._copy(f"SELECT * FROM ({sql})", kinds, fast=True, by_kind=True)
-                numbers = self._reported_lines()
-            finally:
-                self.clear_rejects()
-            row_files = sorted((kinds / f"kind={KIND_ROW}").glob("*.parquet"))
-            odd_files = sorted((kinds / f"kind={KIND_ODD}").glob("*.parquet"))
-            if len(row_files) == 1:
-                os.replace(row_files[0], target)
-            else:  # none (no row at all), or DuckDB split them: one file, as the layout wants
-                names = ", ".join(name for name, _ in LOG_COLUMNS)
-                empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in LOG_COLUMNS)
-                rows_sql = (
-                    f"SELECT {names} FROM read_parquet({_sql_list(row_files)})"
-                    if row_files
-                    else f"SELECT {empty} WHERE false"
-                )
-                self._copy(rows_sql, target, fast=False)
-            counted = self.con.execute(
-                f"SELECT count(*) FROM read_parquet({quote_sql(str(target))})"
-            ).fetchone()
-            rows = int(counted[0]) if counted else 0
-            odd: Counter[str] = Counter()
-            if odd_files:
                 for (text,) in self.con.execute(
-                    f"SELECT user_agent FROM read_parquet({_sql_list(odd_files)})"
+                    f"SELECT user_agent FROM ({sql}) WHERE kind = '{KIND_ODD}'"
                 ).fetchall():
                     odd[text] += 1
-        finally:
-            shutil.rmtree(kinds, ignore_errors=True)
+            finally:
+                self.clear_rejects()
         return rows, numbers, odd
 
     def _reported_lines(self) -> set[int]:
@@ -488,11 +496,8 @@ class Ingester:
                 [keys, [anonymize_ip(k) for k in keys]],
             )
 
-    def _copy(self, rows_sql: str, target: Path, *, fast: bool, by_kind: bool = False) -> int:
+    def _copy(self, rows_sql: str, target: Path, *, fast: bool) -> int:
         """COPY ``rows_sql`` (the dataset's columns) to the Parquet file ``target``; count rows.
-
-        ``by_kind``: ``target`` is a directory, and ``rows_sql``'s ``kind`` column splits the
-        rows into ``kind=row/`` and ``kind=odd/`` files under it.
 
         Applies ``drop_query``, and ``anonymize_ip`` to the fast path's rows (IPv4 in SQL, the
         rest through the ``ipmap`` table); rows from the reference parser arrive anonymized.
@@ -509,12 +514,10 @@ class Ingester:
                 names.append("NULL::VARCHAR AS query")
             else:
                 names.append(name)
-        columns = ", ".join(names) + (", kind" if by_kind else "")
-        partition = ", PARTITION_BY (kind)" if by_kind else ""
+        columns = ", ".join(names)
         result = self.con.execute(
             f"COPY (SELECT {columns} FROM ({rows_sql}) AS src) TO {quote_sql(str(target))} "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {self.options.row_group_size}"
-            f"{partition})"
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {self.options.row_group_size})"
         ).fetchone()
         return int(result[0]) if result else 0
 
@@ -557,10 +560,6 @@ def _counted(counting: Future[LineCount]) -> LineCount:
 
 def _shortfall(found: int, expected: LineCount) -> str:
     return f"rows and rejects account for {found} of its {expected.nonempty} lines"
-
-
-def _sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(quote_sql(str(p)) for p in paths) + "]"
 
 
 def _fsync(path: Path) -> None:
