@@ -299,7 +299,10 @@ def test_adopt_move_gz_domain_filter_and_bad_gzip(
     assert [a.log_name for a in result.adopted] == [good.name]
     assert result.adopted[0].action == "moved" and not (src / good.name).exists()
     reasons = sorted(reason for _, reason in result.skipped)
-    assert reasons == ["domain b.example.com not selected", "truncated or empty gzip file"]
+    assert reasons == [
+        "corrupt gzip: the stream ends inside a member",
+        "domain b.example.com not selected",
+    ]
     row = ledger.get(DOMAIN, good.name)
     assert row is not None and row.format == "gz" and row.plain_size == 22
     plain = b"a\n" * 10 + b"b\n"

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import tempfile
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdnlogs.checksum import PlainChecksum, plain_checksum_file
-from cdnlogs.errors import CdnLogsError, UsageError
+from cdnlogs.errors import CdnLogsError, IncompleteDownloadError, UsageError
+from cdnlogs.gzipcheck import MAX_INFLATED_BYTES, GzipStreamVerifier
 from cdnlogs.linecount import LineCounter
 from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import FileRecord, Manifest, Status
@@ -610,13 +610,16 @@ def adopt_files(
     layout: str,
     domains: Iterable[str] | None = None,
     move: bool = False,
+    max_inflated_bytes: int = MAX_INFLATED_BYTES,
 ) -> AdoptResult:
     """Record files already on disk as done so sync never fetches them again.
 
     Understands the old script's ``download/<LogName minus .gz>.txt`` and ``.log``/``.gz`` files
     named like LogNames, anywhere under ``source``. A file already inside ``out_dir`` is
     recorded where it is; any other is copied (or with ``move``, moved) into ``out_dir``'s
-    layout, keeping its format (text stays text, gzip stays gzip).
+    layout, keeping its format (text stays text, gzip stays gzip). A ``.gz`` file must pass
+    the checks sync's downloads pass (``cdnlogs.gzipcheck``, with ``max_inflated_bytes`` as
+    the inflate cap), or it is skipped with the reason sync would give.
     """
     wanted = set(domains) if domains else None
     root = out_dir.resolve()
@@ -645,7 +648,15 @@ def adopt_files(
             continue
         try:
             adopted = _adopt_one(
-                path, log_name, fmt, parsed.domain, parsed.start, root, layout, move
+                path,
+                log_name,
+                fmt,
+                parsed.domain,
+                parsed.start,
+                root,
+                layout,
+                move,
+                max_inflated_bytes,
             )
         except _Skip as skip:
             result.skipped.append((path, str(skip)))
@@ -770,15 +781,16 @@ def _adopt_one(
     root: Path,
     layout: str,
     move: bool,
+    max_inflated: int,
 ) -> _Placed:
-    sums = _checksums(path, fmt)
+    sums = _checksums(path, fmt, max_inflated)
     resolved = path.resolve()
     if resolved.is_relative_to(root):
         return _Placed(resolved.relative_to(root).as_posix(), "recorded", sums)
     rel = relative_path(layout, LayoutFields(domain, log_name, start), fmt)
     dest = resolve_inside(root, rel)
     if dest.exists():
-        if _checksums(dest, fmt) != sums:
+        if _checksums(dest, fmt, max_inflated) != sums:
             raise _Skip(f"a different file is already at {rel}")
         if move:
             path.unlink()
@@ -813,10 +825,10 @@ def _copy_durably(src: Path, dest: Path) -> None:
         raise
 
 
-def _checksums(path: Path, fmt: str) -> _Sums:
+def _checksums(path: Path, fmt: str, max_inflated: int = MAX_INFLATED_BYTES) -> _Sums:
     """sha256 of the file, and the size, checksum and lines of its text, in one read.
 
-    A gzip file must decode fully.
+    A gzip file must pass ``cdnlogs.gzipcheck`` (at most ``max_inflated`` plain bytes).
     """
     if fmt != "gz":
         # No gzip bytes survive for a plain file: its own sha256 stands in for the download's.
@@ -830,29 +842,17 @@ def _checksums(path: Path, fmt: str) -> _Sums:
                 size += len(chunk)
         return _Sums(digest.hexdigest(), size, checksum.hexdigest(), lines.result())
     raw, plain, lines = hashlib.sha256(), PlainChecksum(), LineCounter()
-    size = members = 0
-    in_member = False
-    decoder = zlib.decompressobj(wbits=31)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            raw.update(chunk)
-            data = chunk
-            # A log file may be several gzip members back to back.
-            while data:
-                in_member = True
-                try:
-                    out = decoder.decompress(data)
-                except zlib.error as exc:
-                    raise _Skip(f"not a valid gzip file: {exc}") from None
-                plain.update(out)
-                lines.feed(out)
-                size += len(out)
-                data = b""
-                if decoder.eof:
-                    members += 1
-                    in_member = False
-                    data = decoder.unused_data
-                    decoder = zlib.decompressobj(wbits=31)
-    if in_member or members == 0:
-        raise _Skip("truncated or empty gzip file")
+    # sync's verifier, so adopt accepts and refuses exactly the .gz files sync does.
+    verifier = GzipStreamVerifier(max_inflated=max_inflated)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                raw.update(chunk)
+                for out in verifier.feed(chunk):
+                    plain.update(out)
+                    lines.feed(out)
+        verifier.finish()
+    except IncompleteDownloadError as exc:
+        raise _Skip(str(exc)) from None
+    size = verifier.inflated
     return _Sums(raw.hexdigest(), size, plain.hexdigest(), lines.result())

@@ -212,9 +212,7 @@ def _ingest_locked(
 
         if todo:
             with Ingester(root, opts) as ingester:
-                todo = _ingest_small_files(
-                    ingester, todo, settings.out_dir, manifest, note, opts.anonymize_ip
-                )
+                todo = _ingest_small_files(ingester, todo, settings.out_dir, manifest, note, opts)
                 for rec, result in run_on_workers(
                     todo,
                     partial(_ingest_record, out_dir=settings.out_dir),
@@ -258,10 +256,15 @@ def _ingest_small_files(
     out_dir: Path,
     manifest: Manifest,
     note: Callable[[FileRecord, FileIngest | str], None],
-    anonymize: bool,
+    opts: IngestOptions,
 ) -> list[FileRecord]:
-    """Ingest the small files of ``todo`` in batches (see ``.bulk``); return the others."""
-    if anonymize:  # the IPv6 map is per file in the Ingester; keep one path for it
+    """Ingest the small files of ``todo`` in batches (see ``.bulk``); return the others.
+
+    Batches run on ``opts.jobs`` connections at once: DuckDB writes a partitioned COPY's
+    small files on one thread, so a second batch in flight keeps the second core busy. The
+    ledger is written here, in this thread, one transaction per batch.
+    """
+    if opts.anonymize_ip:  # the IPv6 map is per file in the Ingester; keep one path for it
         return todo
     small: list[tuple[FileRecord, SmallFile]] = []
     rest: list[FileRecord] = []
@@ -284,8 +287,12 @@ def _ingest_small_files(
     if len(small) < 2:
         return todo
     records = {id(item): rec for rec, item in small}
-    for batch in batches([item for _, item in small]):
-        done, back = _batch_or_halves(ingester, batch)
+    for _, (done, back) in run_on_workers(
+        batches([item for _, item in small], parts=opts.jobs),
+        _batch_or_halves,
+        make_worker=ingester.worker,
+        jobs=opts.jobs,
+    ):
         manifest.mark_ingested_many([(i.domain, i.log_name, r.rows, r.rejects) for i, r in done])
         for item, result in done:
             note(records[id(item)], result)
