@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+import duckdb
 from moto.server import ThreadedMotoServer
 
 from cdnlogs.analyze import Filters, analyze
@@ -33,9 +34,59 @@ from cdnlogs.dataset import RemoteDataset, connect
 from cdnlogs.manifest import Manifest
 from cdnlogs.publish import publish_dataset
 from cdnlogs.store import open_store
-from report_bench import DOMAINS, generate
 
 BUCKET = "bench"
+#: Two domains over five days of hourly files (the layout report_bench used to write).
+DOMAINS = ("a.example.com", "b.example.com")
+DAYS = 5
+
+
+def generate(root: Path, total: int) -> None:
+    """Write about ``total`` rows as hourly Parquet files, unless they are already there."""
+    if any(root.glob("domain=*/date=*/*.parquet")):
+        return
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    per_file = total // (len(DOMAINS) * DAYS * 24)
+    # One block of random rows, reused for every hour: the report's work does not depend on
+    # the values repeating, and generation stays a fraction of the benchmark's time.
+    con.execute(
+        f"""CREATE TABLE base AS SELECT
+          (random() * 3599)::INT AS sec,
+          '10.' || (random() * 20)::INT || '.' || (random() * 255)::INT || '.'
+              || (pow(random(), 3) * 255)::INT AS client_ip,
+          (pow(random(), 2) * 4000)::BIGINT AS rt,
+          CASE WHEN random() < 0.5 THEN NULL
+               ELSE 'https://ref' || (random() * 50)::INT || '.example/' END AS referer,
+          '/static/' || (pow(random(), 4) * 50000)::INT || '.js' AS path,
+          [200, 200, 200, 200, 200, 200, 206, 304, 404, 403, 500, 502][(random() * 11)::INT + 1]
+              AS status,
+          (random() * 900)::BIGINT AS reqb, (random() * 300000)::BIGINT AS respb,
+          CASE WHEN random() < 0.8 THEN 'HIT' ELSE 'MISS' END AS cache,
+          'Mozilla/5.0 agent ' || (pow(random(), 3) * 300)::INT AS ua,
+          ['text/html', 'application/javascript', 'image/png'][(random() * 2)::INT + 1] AS ctype
+        FROM range({per_file})"""
+    )
+    for domain in DOMAINS:
+        for day in range(1, DAYS + 1):
+            date = f"2026-11-{day:02d}"
+            out = root / f"domain={domain}" / f"date={date}"
+            out.mkdir(parents=True, exist_ok=True)
+            for hour in range(24):
+                stem = f"{domain}_{date.replace('-', '_')}_{hour:02d}0000_{(hour + 1) % 24:02d}0000"
+                con.execute(
+                    f"""COPY (SELECT
+                        TIMESTAMPTZ '{date} {hour:02d}:00:00+00' + to_seconds(sec) AS ts,
+                        480 AS utc_offset_minutes, client_ip, NULL::VARCHAR AS proxy_ip,
+                        rt AS response_time_ms, referer, 'GET' AS method, 'https' AS scheme,
+                        '{domain}' AS host, path, NULL::VARCHAR AS query,
+                        status::INTEGER AS status, reqb AS request_bytes,
+                        respb AS response_bytes, cache AS cache_status, ua AS user_agent,
+                        ctype AS content_type, 'https' AS protocol,
+                        '{stem}.gz' AS source_file FROM base)
+                    TO '{out / (stem + ".parquet")}' (FORMAT parquet, COMPRESSION zstd)"""
+                )
+    con.close()
 
 
 def timed(func: Callable[[], object], repeat: int = 2) -> float:

@@ -16,6 +16,14 @@ Not a test. Run ``.venv/bin/python bench/ingest_bench.py [--lines 2000000] [--co
    (the file ingested again under other names, ``--jobs 1`` and then the default ``--jobs 2``,
    side by side) vs GoAccess re-reading the logs (measured at N, scaled linearly to copies x N
    unless --goaccess-all).
+
+``--side-by-side`` instead runs the issue-11 table in one run: clean (``busylog``, which
+already carries ~0.5% raw quotes) and hostile (``busylog.hostile_lines``: ~0.5% more odd
+shapes, 1 MB lines) profiles, each from ``.log`` and from ``.gz``, every cell measured the
+same way (a child process, start-up included, peak RSS from ``wait4``): ``cdnlogs ingest``
+(with the line count sync records), the expert's DuckDB one-liner the issue quotes, and
+GoAccess on the plain text; plus requests and bytes of the dataset against the reference
+parser (``logformat.parse_line`` over every physical line).
 """
 
 from __future__ import annotations
@@ -134,6 +142,130 @@ def timed_report(dataset: Path) -> tuple[float, int]:
     return seconds, result.totals.requests
 
 
+ONE_LINER = """
+import duckdb, sys
+columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(15)) + "}"
+con = duckdb.connect()
+con.execute(
+    f"COPY (SELECT * FROM read_csv('{sys.argv[1]}', delim=' ', quote='\\"', escape='', "
+    f"header=false, auto_detect=false, columns={columns}, null_padding=true, "
+    "ignore_errors=true, max_line_size=2097152, strict_mode=false)) "
+    f"TO '{sys.argv[2]}' (FORMAT parquet, COMPRESSION zstd)"
+)
+"""
+
+
+def reference_totals(plain: Path) -> tuple[int, int]:
+    """Requests and response bytes the reference parser reads from ``plain``, line by line."""
+    from cdnlogs.errors import ParseError
+    from cdnlogs.logformat import parse_line
+
+    requests = nbytes = 0
+    with plain.open("rb") as handle:
+        for raw in handle:
+            try:
+                record = parse_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            except ParseError:
+                continue
+            requests += 1
+            nbytes += record.response_bytes or 0
+    return requests, nbytes
+
+
+def side_by_side(args: argparse.Namespace, work: Path) -> None:
+    """The issue-11 table: see the module docstring."""
+    from cdnlogs.simulator.busylog import hostile_lines
+
+    cdnlogs = str(Path(sys.executable).parent / "cdnlogs")
+    rates: dict[tuple[str, str], float] = {}
+    rows_out = []
+    for profile in ("clean", "hostile"):
+        plain = work / f"{profile}-{args.lines}.log"
+        gz = plain.with_suffix(".log.gz")
+        if not plain.exists():
+            busy = generate_busy_lines(DOMAIN, HOUR, args.lines, 1)
+            with plain.open("wb") as sink:
+                source = (
+                    hostile_lines(busy)
+                    if profile == "hostile"
+                    else (line.encode() for line in busy)
+                )
+                for raw in source:
+                    sink.write(raw + b"\n")
+            subprocess.run(f"gzip -6 -c {plain} > {gz}", shell=True, check=True)
+        lines = count_lines(plain).lines
+        want = reference_totals(plain)
+        ga_wall, ga_rss, _ = run_child(
+            [
+                "goaccess",
+                str(plain),
+                f"--log-format={GOACCESS_FORMAT}",
+                "--date-format=%d/%b/%Y",
+                "--time-format=%T",
+                "--no-global-config",
+                "-o",
+                str(work / "goaccess.json"),
+            ]
+        )
+        ga_rate = lines / ga_wall
+        ga_cpu = LAST_CPU
+        for source in (plain, gz):
+            kind = source.suffix
+            out = work / "archive"
+            shutil.rmtree(out, ignore_errors=True)
+            name = f"{DOMAIN}_2024_03_01_100000_110000.gz"
+            rel = f"{DOMAIN}/2024/03/01/{name if kind == '.gz' else name[:-3] + '.log'}"
+            (out / rel).parent.mkdir(parents=True)
+            os.link(source, out / rel)
+            with Manifest.open(out / ".cdnlogs") as manifest:
+                manifest.record_listed(
+                    [LogFile(DOMAIN, name, "http://x/" + name, 1, HOUR, HOUR + timedelta(hours=1))]
+                )
+                manifest.mark_done(
+                    DOMAIN,
+                    name,
+                    sha256="0" * 64,
+                    plain_size=plain.stat().st_size,
+                    local_path=rel,
+                    fmt=kind.lstrip("."),
+                    lines=lines,
+                )
+            wall, rss, res = run_child([cdnlogs, "ingest", "--out", str(out), "--json"])
+            cpu = LAST_CPU
+            summary = json.loads(res.stdout)
+            con = connect(out / ".cdnlogs" / "dataset")
+            got = con.execute("SELECT count(*), sum(response_bytes) FROM logs").fetchone()
+            con.close()
+            assert got is not None
+            ol_wall, ol_rss, _ = run_child(
+                [sys.executable, "-c", ONE_LINER, str(source), str(work / "one.parquet")]
+            )
+            ol_cpu = LAST_CPU
+            rate = lines / wall
+            rates[(profile, kind)] = rate
+            same = "SAME" if (got[0], got[1] or 0) == want else f"DIFFERENT {got} vs {want}"
+            rows_out.append(
+                f"| {profile} {kind} | {rate:,.0f} ({wall:.2f} s, {cpu:.1f} cpu-s, "
+                f"{rss / 1e6:.0f} MB) | {lines / ol_wall:,.0f} ({ol_wall:.2f} s, "
+                f"{ol_cpu:.1f} cpu-s, {ol_rss / 1e6:.0f} MB) | {ga_rate:,.0f} ({ga_wall:.1f} s, "
+                f"{ga_cpu:.1f} cpu-s, {ga_rss / 1e6:.0f} MB) "
+                f"| {ol_wall / wall:.2f}x ({ol_cpu / cpu:.2f}x) | {rate / ga_rate:.1f}x "
+                f"({ga_cpu / cpu:.1f}x) | "
+                f"{summary['reparsed']:,} / {summary['rejects']:,} | {same} |"
+            )
+            print(rows_out[-1], flush=True)
+    print(f"\n{args.lines:,} busy lines a file; load average {os.getloadavg()[0]:.1f}\n")
+    print(
+        "| file | ingest lines/s | one-liner lines/s | GoAccess lines/s (plain) | "
+        "ingest / one-liner (by CPU) | ingest / GoAccess (by CPU) | re-parsed / rejects | "
+        "requests+bytes vs reference |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows_out))
+    for kind in (".log", ".gz"):
+        print(f"hostile / clean {kind}: {rates[('hostile', kind)] / rates[('clean', kind)]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2_000_000)
@@ -149,9 +281,15 @@ def main() -> None:
         default="busy",
         help="busy: a busy domain's cardinality (simulator.busylog); demo: loggen's small pools",
     )
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="the issue-11 table (see the docstring)"
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="cdnlogs-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.side_by_side:
+        side_by_side(args, work)
+        return
     gz = work / f"source-{args.profile}-{args.lines}.gz"
     plain = work / f"source-{args.profile}-{args.lines}.log"
     if not gz.exists():

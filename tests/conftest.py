@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # moto and boto3 are imported only by the tests that use the server
-    from s3server import S3Server
+    from tests.s3server import S3Server
 
 _CLEARED_PREFIXES = ("ALIBABA_CLOUD_", "ALIBABACLOUD_", "ALICLOUD_", "CDNLOGS_", "AWS_")
 
@@ -27,14 +27,10 @@ def clean_environ(
     yield
 
 
-#: The bucket the ``s3`` fixture creates empty for each test.
-S3_BUCKET = "cdnlogs-test"
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 server on 127.0.0.1 (a free port), started once for the session."""
-    from s3server import S3Server
+    from tests.s3server import S3Server
 
     server = S3Server()
     server.start()
@@ -45,6 +41,8 @@ def s3_server() -> Iterator[S3Server]:
 @pytest.fixture
 def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     """The S3 server emptied, faults off, bucket ``S3_BUCKET`` created, the AWS chain's env set."""
+    from tests.s3server import S3_BUCKET
+
     if not s3_server.running:  # a test stopped it to play a dead store
         s3_server.start()
     s3_server.reset()

@@ -8,6 +8,9 @@ switches a test flips at run time, applied by a WSGI layer in front of moto:
 * ``hold_after_put``: the PUT number N (1-based) is stored, then its response is held until
   ``release`` is set: the client's process can be killed between "in the store" and "recorded";
 * ``rewrite_etag``: answer every HEAD with this ETag (a store whose ETags are not MD5s);
+* ``bucket_regions``: bucket -> region, buckets this endpoint does not serve: every request for
+  one is answered as a regional endpoint answers it (AWS, OSS), ``301 PermanentRedirect`` with
+  ``x-amz-bucket-region`` (no body for a HEAD), whatever region it was signed for;
 * ``kill_at_put``: PUT number N kills the server: that request and every later one on an open
   connection is cut off without an answer, and the listening socket is closed (connections
   are refused), as when the store's process dies. ``S3Server.start()`` brings it back on a new
@@ -31,6 +34,8 @@ from moto.server import ThreadedMotoServer
 REGION = "us-east-1"
 ACCESS_KEY = "testing-key"
 SECRET_KEY = "testing-secret"
+#: The bucket the ``s3`` fixture (conftest.py) creates empty for each test.
+S3_BUCKET = "cdnlogs-test"
 
 _StartResponse = Callable[..., Any]
 _ERROR_XML = (
@@ -48,6 +53,7 @@ class S3Faults:
     hold_after_put: int | None = None
     kill_at_put: int | None = None
     rewrite_etag: str | None = None
+    bucket_regions: dict[str, str] = field(default_factory=dict)
     killed: bool = False
     #: The path (``/bucket/key``) of the PUT being held.
     held_path: str | None = None
@@ -55,13 +61,17 @@ class S3Faults:
     release: threading.Event = field(default_factory=threading.Event)
     puts_seen: int = 0
     errors_sent: int = 0
+    #: (method, path, headers) of every S3 request, headers lower-cased without the ``HTTP_``.
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
     def clear(self) -> None:
         """Every switch off, counters at zero."""
         self.put_errors = self.put_errors_after = self.puts_seen = self.errors_sent = 0
         self.hold_after_put = self.kill_at_put = self.rewrite_etag = None
+        self.bucket_regions = {}
         self.killed = False
         self.held_path = None
+        self.requests = []
         self.held.clear()
         self.release.set()
         self.release = threading.Event()
@@ -90,6 +100,16 @@ class _FaultLayer:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         if faults.killed:
             return self._cut(environ, start_response)
+        headers = {
+            k.removeprefix("HTTP_").lower().replace("_", "-"): str(v)
+            for k, v in environ.items()
+            if k.startswith("HTTP_")
+        }
+        faults.requests.append((environ["REQUEST_METHOD"], path, headers))
+        if faults.bucket_regions:
+            redirect = self._wrong_region(environ, path, faults.bucket_regions, start_response)
+            if redirect is not None:
+                return redirect
         if faults.rewrite_etag is not None and environ["REQUEST_METHOD"] == "HEAD":
             return self.app(environ, self._etag_rewriter(start_response, faults.rewrite_etag))  # type: ignore[no-any-return]
         is_object_put = environ["REQUEST_METHOD"] == "PUT" and path.strip("/").count("/") >= 1
@@ -123,6 +143,39 @@ class _FaultLayer:
         faults.held.set()  # the object is in the store; the client has no answer yet
         faults.release.wait(timeout=60)
         start_response(captured["status"], captured["headers"])
+        return [body]
+
+    @staticmethod
+    def _wrong_region(
+        environ: dict[str, Any],
+        path: str,
+        regions: dict[str, str],
+        start_response: _StartResponse,
+    ) -> list[bytes] | None:
+        """A regional endpoint's answer for a bucket of another region (path-style requests)."""
+        region = regions.get(path.strip("/").split("/", 1)[0])
+        if region is None:
+            return None
+        message = (
+            "The bucket you are attempting to access must be addressed using the specified "
+            "endpoint."
+        )
+        body = (
+            b""
+            if environ["REQUEST_METHOD"] == "HEAD"
+            else _ERROR_XML.format(
+                code="PermanentRedirect", message=message, n=threading.get_ident()
+            ).encode()
+        )
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response(
+            "301 Moved Permanently",
+            [
+                ("Content-Type", "application/xml"),
+                ("Content-Length", str(len(body))),
+                ("x-amz-bucket-region", region),
+            ],
+        )
         return [body]
 
     @staticmethod

@@ -3,168 +3,28 @@
 from __future__ import annotations
 
 import json
-import random
-import statistics
-from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from cdnlogs.analyze import Filters, Report, analyze
-from cdnlogs.dataset import LOG_COLUMNS, connect, partition_date
+from cdnlogs.dataset import partition_date
 from cdnlogs.errors import ParseError
 from cdnlogs.ingest import Ingester
 from cdnlogs.logformat import parse_line
 from cdnlogs.simulator.loggen import generate_lines
-
-T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
-HOSTILE_UA = '<script>alert("ua")</script> [bold]x[/bold] \x1b[31mred'
-# The dataset contract, as the ingest side writes it.
-COLUMNS = LOG_COLUMNS
-
-
-@dataclass
-class Row:
-    """One request as the dataset stores it, plus its partition domain."""
-
-    domain: str
-    values: dict[str, Any]
-
-
-def make_rows(seed: int = 7, count: int = 1500) -> list[Row]:
-    """A deterministic mix of requests over two domains and five hours (hour 3 left empty)."""
-    rng = random.Random(seed)
-    paths = [f"/static/{i}.js" for i in range(25)] + ["/", "/index.html", "/api/v1/items"]
-    agents = ["Mozilla/5.0 (X11)", "curl/8.5.0", "Go-http-client/1.1", HOSTILE_UA, None]
-    statuses = [200] * 30 + [206, 301, 304, 304, 403, 404, 404, 404, 500, 502, 503, 199]
-    rows = []
-    for n in range(count):
-        domain = "a.example.com" if rng.random() < 0.65 else "b.example.com"
-        hour = rng.choice([0, 0, 1, 1, 1, 2, 4])
-        ts = T0 + timedelta(hours=hour, seconds=rng.randrange(3600), microseconds=0)
-        stem = f"{domain}_{ts:%Y_%m_%d}_{hour:02d}00_{hour + 1:02d}00"
-        values = {
-            "ts": ts,
-            "utc_offset_minutes": 480,
-            "client_ip": f"10.0.{rng.randrange(3)}.{int(rng.paretovariate(1.2)) % 60}",
-            "proxy_ip": None,
-            "response_time_ms": None if n % 37 == 0 else rng.randrange(0, 4000),
-            "referer": rng.choice([None, None, "https://ref.example/", "https://x.example/p"]),
-            "method": "GET",
-            "scheme": "https",
-            "host": domain,
-            "path": paths[min(int(rng.paretovariate(0.9)) - 1, len(paths) - 1)],
-            "query": None,
-            "status": rng.choice(statuses),
-            "request_bytes": rng.randrange(100, 900),
-            "response_bytes": rng.randrange(0, 200_000),
-            "cache_status": rng.choice(["HIT", "HIT", "HIT", "MISS", None]),
-            "user_agent": rng.choice(agents),
-            "content_type": rng.choice(["text/html", "application/javascript", None]),
-            "protocol": "https",
-            "source_file": stem + ".gz",
-        }
-        rows.append(Row(domain, values))
-    return rows
-
-
-def write_dataset(root: Path, rows: list[Row], rejects: dict[str, int] | None = None) -> None:
-    """Write rows as the dataset contract lays them out: one zstd Parquet per source file."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    groups: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
-    for row in rows:
-        date = row.values["ts"].astimezone(UTC).date().isoformat()
-        stem = row.values["source_file"].removesuffix(".gz")
-        groups[(row.domain, date, stem)].append(row)
-    schema = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
-    for (domain, date, stem), members in groups.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE part ({schema})")
-        con.executemany(
-            f"INSERT INTO part VALUES ({', '.join('?' for _ in COLUMNS)})",
-            [[r.values[name] for name, _ in COLUMNS] for r in members],
-        )
-        out = root / f"domain={domain}" / f"date={date}"
-        out.mkdir(parents=True, exist_ok=True)
-        con.execute(
-            f"COPY part TO '{out / (stem + '.parquet')}' (FORMAT parquet, COMPRESSION zstd)"
-        )
-    for domain, n in (rejects or {}).items():
-        out = root / "_rejects" / f"domain={domain}"
-        out.mkdir(parents=True, exist_ok=True)
-        con.execute(
-            f"""COPY (SELECT 'x.gz' AS source_file, i::BIGINT AS line_number,
-                             'garbage' AS line, 'unparsable' AS reason FROM range({n}) t(i))
-                TO '{out / "x.parquet"}' (FORMAT parquet, COMPRESSION zstd)"""
-        )
-    con.close()
-
-
-def open_dataset(root: Path) -> duckdb.DuckDBPyConnection:
-    """The dataset module's connection: ``logs`` and ``rejects`` views over ``root``."""
-    return connect(root)
-
-
-# --- the oracle: plain Python over the same rows ---------------------------------------------
-
-
-def expected(rows: list[Row], top: int = 10) -> dict[str, Any]:
-    """Every headline number of the report, without DuckDB."""
-    vals = [r.values for r in rows]
-    n = len(vals)
-    nbytes = sum(v["response_bytes"] or 0 for v in vals)
-    hits = [v for v in vals if v["cache_status"] == "HIT"]
-    classes = Counter(
-        f"{v['status'] // 100}xx" if 100 <= (v["status"] or 0) < 600 else "other" for v in vals
-    )
-    errors = Counter(v["status"] for v in vals if (v["status"] or 0) >= 400)
-    times = sorted(v["response_time_ms"] for v in vals if v["response_time_ms"] is not None)
-    cuts = statistics.quantiles(times, n=100, method="inclusive")
-    hours: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
-    for v in vals:
-        hours[v["ts"].replace(minute=0, second=0, microsecond=0)].append(v)
-    per_hour = {}
-    for hour, members in hours.items():
-        slots: Counter[int] = Counter()
-        for v in members:
-            slots[v["ts"].minute // 5] += v["response_bytes"] or 0
-        per_hour[hour] = (
-            len(members),
-            sum(v["response_bytes"] or 0 for v in members),
-            max(slots.values()) * 8 / 300 / 1e6,
-            sum(1 for v in members if (v["status"] or 0) >= 400),
-        )
-    return {
-        "requests": n,
-        "bytes": nbytes,
-        "clients": len({v["client_ip"] for v in vals} - {None}),
-        "hit_requests": len(hits) / n,
-        "hit_bytes": sum(v["response_bytes"] or 0 for v in hits) / nbytes,
-        "classes": dict(classes),
-        "errors": sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))[:top],
-        "p": (cuts[49], cuts[94], cuts[98]),
-        "hours": per_hour,
-        "urls": top_of(vals, "path", top),
-        "clients_top": top_of(vals, "client_ip", top),
-        "agents": top_of(vals, "user_agent", top),
-        "referers": top_of(vals, "referer", top),
-        "domains": Counter(r.domain for r in rows),
-    }
-
-
-def top_of(vals: list[dict[str, Any]], column: str, top: int) -> list[tuple[Any, int, int]]:
-    """Top keys by requests, then bytes, then key (a missing key last)."""
-    count: Counter[Any] = Counter()
-    size: Counter[Any] = Counter()
-    for v in vals:
-        count[v[column]] += 1
-        size[v[column]] += v["response_bytes"] or 0
-    order = sorted(count, key=lambda k: (-count[k], -size[k], k is None, k or ""))
-    return [(k, count[k], size[k]) for k in order[:top]]
+from tests.helpers import (
+    COLUMNS,
+    HOSTILE_UA,
+    T0,
+    Row,
+    expected,
+    make_rows,
+    open_dataset,
+    write_dataset,
+)
 
 
 def check(report: Report, exp: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from cdnlogs import errors
 from cdnlogs.redact import RedactingFilter, redact_text, redact_url
-from cdnlogs.timeutil import hours_between, parse_provider_time, parse_when
+from cdnlogs.timeutil import hours_between, parse_provider_time, parse_when, resolve_window
 
 NOW = datetime(2026, 11, 28, 15, 30, tzinfo=UTC)
 
@@ -118,3 +118,14 @@ def test_plain_checksum_is_standard_crc32_streamed_or_whole(tmp_path) -> None:
     assert plain_checksum_file(path) == expected
     path.write_bytes(data[:-1] + b"X")
     assert plain_checksum_file(path) != expected
+
+
+def test_every_window_is_the_last_default_up_to_until() -> None:
+    """sync, list and reconcile: no --since means ``now - default``, whatever --until is."""
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    day = timedelta(hours=24)
+    assert resolve_window(None, None, now=now, default=day) == (now - day, now)
+    assert resolve_window(None, "2h", now=now, default=day) == (now - day, now - timedelta(hours=2))
+    assert resolve_window("36h", "2h", now=now, default=day)[0] == now - timedelta(hours=36)
+    with pytest.raises(errors.UsageError, match="the window is empty: --since 2026-11-27T12"):
+        resolve_window(None, "30h", now=now, default=day)

@@ -157,3 +157,37 @@ def test_messages_are_redacted(raising_command: None, capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "SIGVALUE" not in err and "KEYID" not in err
     assert "Signature=***" in err
+
+
+def test_debug_is_the_group_flag_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``--debug`` that is a command's argument is not the flag: the error is one line."""
+
+    @cli.command("_words", hidden=True)
+    @click.argument("words", nargs=-1)
+    def _words(words: tuple[str, ...]) -> None:
+        raise errors.ConfigError(f"got {' '.join(words)}")
+
+    try:
+        with pytest.raises(SystemExit) as info:
+            main(["_words", "--", "--debug"])
+        assert info.value.code == ExitStatus.CONFIG
+        assert capsys.readouterr().err == "Error: got --debug\n"
+        with pytest.raises(errors.ConfigError):
+            main(["--debug", "_words", "x"])
+    finally:
+        cli.commands.pop("_words", None)
+
+
+def test_debug_works_for_an_error_before_the_group_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error while the command's module is imported comes before any callback ran."""
+    from cdnlogs.cli import COMMAND_MODULES
+
+    monkeypatch.setitem(COMMAND_MODULES, "_broken", "no_such_module_here")
+    with pytest.raises(ModuleNotFoundError):
+        main(["--debug", "_broken"])
+    with pytest.raises(SystemExit) as info:
+        main(["_broken"])
+    assert info.value.code == ExitStatus.ERROR
+    assert "unexpected ModuleNotFoundError" in capsys.readouterr().err

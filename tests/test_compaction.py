@@ -22,7 +22,7 @@ from cdnlogs.dataset import data_files
 from cdnlogs.errors import UsageError
 from cdnlogs.ingest import ingest_archive
 from cdnlogs.manifest import Manifest
-from dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive, totals
+from tests.dataset_helpers import DAY_START, DOMAINS, TOTALS_SQL, add_source, small_archive, totals
 
 DAY = "2024-03-01"
 #: 2024-03-01 (+08:00) is settled (ended more than 2 days ago), 2024-03-02 is not.

@@ -194,7 +194,6 @@ def test_legacy_ini_as_is(tmp_path: Path) -> None:
     # LogDay is the provider's +08:00 day: 2026-11-01 00:00 +08:00 is 2026-10-31 16:00 UTC.
     assert settings.since == "2026-10-31T16:00:00Z"
     assert settings.until == "2026-11-01T16:00:00Z"
-    assert settings.legacy_params == {"LogDay": "2026-11-01"}
 
 
 def test_legacy_ini_detected_by_content_and_with_odd_case(tmp_path: Path) -> None:
@@ -210,7 +209,6 @@ def test_legacy_ini_detected_by_content_and_with_odd_case(tmp_path: Path) -> Non
     assert settings.domains == ["cdn.example.com"]
     assert settings.since == "2026-11-01T00:00:00Z"
     assert settings.until == "2026-11-01T05:00:00Z"
-    assert settings.legacy_params == {"PageSize": "300", "PageNumber": "1"}
 
 
 def test_legacy_ini_empty_template_means_unset(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from cdnlogs.errors import ParseError
 from cdnlogs.export import ExportFilter, export_logs
 from cdnlogs.ingest import Ingester, IngestOptions, ingest_archive, iter_lines
 from cdnlogs.ingest import ingester as ingester_module
-from cdnlogs.linecount import LineCount
+from cdnlogs.linecount import LineCount, count_lines
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line, to_clf
 from cdnlogs.manifest import Manifest
 from cdnlogs.models import LogFile
@@ -282,7 +282,7 @@ def test_rows_that_do_not_add_up_send_the_file_to_the_reference_parser(
 ) -> None:
     lines = _mixed_lines(500)
     source = _write(tmp_path / "src.gz", lines, gz=True)
-    real = ingester_module.count_lines
+    real = count_lines  # what the ingester calls, replaced below
     # One line more than the file has: neither the parallel nor the one-scanner copy can match.
     monkeypatch.setattr(ingester_module, "count_lines", lambda p: LineCount(real(p).lines + 1, 0))
     root = tmp_path / "ds"
@@ -302,7 +302,7 @@ def test_a_line_count_from_the_ledger_saves_counting_and_is_only_a_hint(
     lines = _mixed_lines(300)
     source = _write(tmp_path / "src.gz", lines, gz=True)
     with_empty = _write(tmp_path / "empty.gz", [lines[0], "", *lines[1:50], "", ""], gz=True)
-    real = ingester_module.count_lines
+    real = count_lines  # what the ingester calls, replaced below
     counted: list[Path] = []
 
     def counting(path: Path) -> LineCount:
@@ -311,20 +311,28 @@ def test_a_line_count_from_the_ledger_saves_counting_and_is_only_a_hint(
 
     monkeypatch.setattr(ingester_module, "count_lines", counting)
     day = date(2024, 3, 1)
+    clean_lines = list(generate_lines(DOMAIN, HOUR, 200, 3))
+    clean = _write(tmp_path / "clean.gz", clean_lines, gz=True)
     with Ingester(tmp_path / "ds") as ingester:
-        # sync's count matches: nothing lost, and the file is not read a second time
+        # sync's count matches the rows: nothing lost, and the file is not counted again
+        plain = ingester.ingest_file(
+            clean, domain="c.example.com", log_name=NAME, day=day, lines=len(clean_lines)
+        )
+        assert counted == [] and plain.rows == len(clean_lines)
+        # rows short of it (odd lines, or empty ones): the file's own count says whether odd
+        # lines remain to be looked for (cheaper than reading the file again for none)
         good = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=day, lines=len(lines))
-        assert counted == []
+        assert counted == [source]
         # a count that does not match (the file changed since, say) is checked, never trusted
         off = ingester.ingest_file(
             source, domain=DOMAIN, log_name=NAME, day=day, lines=len(lines) + 3
         )
-        assert counted == [source]
+        assert counted == [source, source]
         # empty lines: the reader skips them, the count explains the difference
         empty = ingester.ingest_file(
             with_empty, domain="b.example.com", log_name=NAME, day=day, lines=len(lines[:50]) + 3
         )
-        assert counted == [source, with_empty]
+        assert counted == [source, source, with_empty]
     for result in (good, off):
         assert not result.slow_path and result.rows + result.rejects == len(lines)
     assert not empty.slow_path and empty.rows + empty.rejects == 50
@@ -715,10 +723,10 @@ def test_an_interrupted_ingester_stops_the_reference_parser_within_a_bound(tmp_p
     line = next(generate_lines(DOMAIN, HOUR, 1, 1))
     fed: list[int] = []
 
-    def sparse() -> Iterator[tuple[int, str]]:
+    def sparse() -> Iterator[tuple[int, bytes]]:
         for i in range(50_000):
             fed.append(i)
-            yield 7 * i + 3, line  # first a multiple of 10,000 at i = 8,571
+            yield 7 * i + 3, line.encode()  # first a multiple of 10,000 at i = 8,571
 
     with Ingester(tmp_path / "ds") as ingester:
         ingester.interrupt()

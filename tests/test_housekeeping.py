@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -31,6 +32,13 @@ from cdnlogs.storage import relative_path
 
 DOMAIN = "a.example.com"
 NOW = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
+
+
+def status_of(ledger: Manifest, name: str) -> Status:
+    """The ledger status of ``DOMAIN``'s file ``name`` (which must have a row)."""
+    row = ledger.get(DOMAIN, name)
+    assert row is not None, name
+    return row.status
 
 
 def hour(h: int, base: datetime = NOW) -> datetime:
@@ -167,7 +175,7 @@ def test_verify_catches_deleted_and_corrupted_files(ledger: Manifest, out: Path)
     rows = {r.log_name: r for r in ledger.records()}
     for name in reasons:
         assert rows[name].status is Status.PENDING
-        assert rows[name].last_error is not None and rows[name].last_error.startswith("verify: ")
+        assert (rows[name].last_error or "").startswith("verify: ")
     assert rows[log_file(hour(5)).name].status is Status.DONE
     assert rows[log_file(hour(2)).name].status is Status.DONE
     assert good.exists() and gz_good.exists()
@@ -213,7 +221,7 @@ def test_prune_goes_by_log_hour_not_mtime(ledger: Manifest, out: Path) -> None:
     dry = prune_archive(ledger, out, timedelta(days=7), NOW, dry_run=True)
     assert [f.log_name for f in dry.files] == [log_file(hour(200)).name]
     assert dry.bytes == old.stat().st_size and dry.dry_run
-    assert old.exists() and ledger.get(DOMAIN, log_file(hour(200)).name).status is Status.DONE
+    assert old.exists() and status_of(ledger, log_file(hour(200)).name) is Status.DONE
 
     done = prune_archive(ledger, out, timedelta(days=7), NOW)
     assert [f.log_name for f in done.files] == [log_file(hour(200)).name]
@@ -223,7 +231,7 @@ def test_prune_goes_by_log_hour_not_mtime(ledger: Manifest, out: Path) -> None:
     assert rows == {log_file(hour(200)).name: Status.PRUNED, log_file(hour(5)).name: Status.DONE}
     # A pruned file is never brought back by a later listing.
     ledger.record_listed([log_file(hour(200))])
-    assert ledger.get(DOMAIN, log_file(hour(200)).name).status is Status.PRUNED
+    assert status_of(ledger, log_file(hour(200)).name) is Status.PRUNED
     assert prune_archive(ledger, out, timedelta(days=7), NOW).files == []
 
 
@@ -233,7 +241,7 @@ def test_prune_boundary_and_missing_file(ledger: Manifest, out: Path) -> None:
     store(ledger, out, log_file(hour(25))).unlink()
     result = prune_archive(ledger, out, timedelta(hours=23, minutes=30), NOW)
     assert [f.log_name for f in result.files] == [log_file(hour(25)).name]
-    assert ledger.get(DOMAIN, log_file(hour(25)).name).status is Status.PRUNED
+    assert status_of(ledger, log_file(hour(25)).name) is Status.PRUNED
     with pytest.raises(UsageError):
         prune_archive(ledger, out, timedelta(0), NOW)
 
@@ -291,7 +299,10 @@ def test_adopt_move_gz_domain_filter_and_bad_gzip(
     assert [a.log_name for a in result.adopted] == [good.name]
     assert result.adopted[0].action == "moved" and not (src / good.name).exists()
     reasons = sorted(reason for _, reason in result.skipped)
-    assert reasons == ["domain b.example.com not selected", "truncated or empty gzip file"]
+    assert reasons == [
+        "corrupt gzip: the stream ends inside a member",
+        "domain b.example.com not selected",
+    ]
     row = ledger.get(DOMAIN, good.name)
     assert row is not None and row.format == "gz" and row.plain_size == 22
     plain = b"a\n" * 10 + b"b\n"
@@ -399,3 +410,41 @@ def test_commands_respect_the_lock(capsys: pytest.CaptureFixture[str], tmp_path:
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
     code, stdout, _ = run(capsys, command, "--help")
     assert code == ExitStatus.OK and "--out" in stdout and "Usage:" in stdout
+
+
+def test_library_entry_points_take_the_archive_lock(tmp_path: Path) -> None:
+    """verify, prune, adopt, ingest and compact from the library refuse to run beside a holder."""
+    from cdnlogs.compaction import compact_archive, run_compact
+    from cdnlogs.config import Settings
+    from cdnlogs.errors import LockedError
+    from cdnlogs.housekeeping import run_adopt, run_prune, run_verify
+    from cdnlogs.ingest import ingest_archive, run_ingest
+
+    out = tmp_path / "out"
+    with Manifest.open(out / ".cdnlogs") as manifest:
+        store(manifest, out, log_file(hour(100)))
+    settings = Settings(out_dir=out)
+    (tmp_path / "old").mkdir()
+    calls = {
+        "verify": lambda: run_verify(settings),
+        "prune": lambda: run_prune(settings, timedelta(days=1), now=NOW),
+        "adopt": lambda: run_adopt(settings, tmp_path / "old"),
+        "ingest": lambda: ingest_archive(settings, now=NOW),
+        "run_ingest": lambda: run_ingest(settings, now=NOW),
+        "compact": lambda: compact_archive(settings, now=NOW),
+        "run_compact": lambda: run_compact(settings, now=NOW),
+    }
+    refused = []
+    with ArchiveLock(out / ".cdnlogs", purpose="sync"):
+        for name, call in calls.items():
+            with contextlib.suppress(LockedError):
+                call()
+                continue
+            refused.append(name)
+    assert refused == list(calls)
+    with Manifest.open(out / ".cdnlogs") as manifest:  # nothing was changed
+        assert [r.status for r in manifest.records()] == [Status.DONE]
+    # Without a holder they run, and release the lock (the next one gets it).
+    assert run_verify(settings).ok == 1
+    assert run_prune(settings, timedelta(days=1), now=NOW).files
+    assert run_adopt(settings, tmp_path / "old").adopted == []

@@ -8,15 +8,20 @@ anywhere, including right across a range boundary.
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdnlogs.dataset import LOG_COLUMNS, connect
+from cdnlogs.dataset import LOG_COLUMNS, connect, quote_sql, rejects_path
 from cdnlogs.errors import ParseError
 from cdnlogs.ingest import Ingester
+from cdnlogs.ingest.fastpath import MAX_LINE_BYTES
 from cdnlogs.ingest.reference import record_row
 from cdnlogs.logformat import parse_line
 from cdnlogs.simulator.loggen import generate_lines
@@ -66,7 +71,7 @@ def _build(picks: list[tuple[int, int]], tail: int) -> bytes:
     size = sum(len(line) + 1 for line in lines)
     copies = RANGE // size + 1
     lines = lines * copies + lines[:tail]
-    offsets = []
+    offsets: list[int] = []
     total = 0
     for line in lines:
         offsets.append(total)
@@ -79,12 +84,12 @@ def _build(picks: list[tuple[int, int]], tail: int) -> bytes:
             target = RANGE - (where - 1000)
             index = next(i for i, off in enumerate(offsets) if off > target)
         inserts.append((index, SHAPES[shape]))
-    for index, shape in sorted(inserts, key=lambda item: -item[0]):
-        lines.insert(index, shape)
+    for index, text in sorted(inserts, key=lambda item: -item[0]):
+        lines.insert(index, text)
     return b"\n".join(lines) + b"\n"
 
 
-def _reference(data: bytes) -> tuple[list[tuple[Any, ...]], list[tuple[int, str]]]:
+def _reference(data: bytes) -> tuple[list[tuple[Any, ...]], list[tuple[int, str, bytes]]]:
     rows, bad = [], []
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
         text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -93,7 +98,7 @@ def _reference(data: bytes) -> tuple[list[tuple[Any, ...]], list[tuple[int, str]
         try:
             record = parse_line(text)
         except ParseError:
-            bad.append((number, text))
+            bad.append((number, text, raw))
             continue
         row = record_row(record, NAME)
         rows.append((row.pop("ts_us"), *row.values()))
@@ -139,6 +144,86 @@ def test_hostile_files_give_the_reference_parsers_rows(
     got = con.execute(f"SELECT epoch_us(ts), {names} FROM logs").fetchall()
     assert (result.rows, result.rejects) == (len(expected), len(bad))
     assert sorted(got, key=_key) == expected
-    rejects = con.execute("SELECT line_number, line FROM rejects ORDER BY 1").fetchall()
+    rejects = con.execute("SELECT line_number, line, line_bytes FROM rejects ORDER BY 1").fetchall()
     assert rejects == bad
     con.close()
+
+
+#: Lines the reference parser rejects, with bytes a decoded copy would not keep.
+BAD_LINES = [
+    b"not UTF-8 \xff\xfe\xe9 at all",
+    b"a NUL \x00 in \x00 garbage",
+    b"\xc3\x28 invalid \x00 both",
+    b"crlf garbage\r",
+    b"a carriage \r return inside",
+    BASE.format(s=1, ref="-", ua="u").encode().replace(b"200", b"2\xff0"),
+]
+
+
+def _rejects_of(root: Any) -> list[tuple[int, str, bytes]]:
+    con = connect(root)
+    try:
+        found = con.execute("SELECT line_number, line, line_bytes FROM rejects ORDER BY 1")
+        return [(n, text, bytes(raw)) for n, text, raw in found.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("suffix", [".log", ".gz"])
+def test_a_reject_keeps_the_physical_lines_bytes_and_number(tmp_path: Path, suffix: str) -> None:
+    """Fast path (clean lines around the bad ones) and slow path (a file DuckDB cannot read as
+    lines at all): each reject is the line's bytes exactly, at its true line number."""
+    lines = list(CLEAN[:500])
+    for i, bad in enumerate(BAD_LINES):
+        lines.insert(40 * i + 7, bad)
+        lines.insert(40 * i + 8, b"")  # an empty line before the next: numbers stay true
+    data = b"\n".join(lines) + b"\n"
+    source = tmp_path / f"src{suffix}"
+    source.write_bytes(gzip.compress(data) if suffix == ".gz" else data)
+    expected = _reference(data)[1]
+    assert len(expected) == len(BAD_LINES)
+    with Ingester(tmp_path / "ds") as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+    assert not result.slow_path
+    assert _rejects_of(tmp_path / "ds") == expected
+    assert [raw for _, _, raw in expected] == BAD_LINES
+
+    # A line longer than DuckDB's buffer: the parallel read drops it, the one-scanner re-copy
+    # reports it, and the reference parser keeps it too.
+    huge = b"x\xff" * (3 * MAX_LINE_BYTES)
+    data = data + huge + b"\n"
+    source.write_bytes(gzip.compress(data) if suffix == ".gz" else data)
+    with Ingester(tmp_path / "ds2") as ingester:
+        result = ingester.ingest_file(source, domain=DOMAIN, log_name=NAME, day=date(2024, 3, 1))
+        assert _rejects_of(tmp_path / "ds2") == _reference(data)[1] == [*expected, bad_huge(data)]
+        # The slow path (the whole file through the reference parser) keeps the bytes too.
+        rejects: list[Any] = []
+        ingester._slow_rows(source, NAME, tmp_path / "slow.jsonl", rejects)
+    assert [(n, text, raw) for _, n, text, _, raw in rejects] == [*expected, bad_huge(data)]
+
+
+def bad_huge(data: bytes) -> tuple[int, str, bytes]:
+    lines = data.split(b"\n")
+    return len(lines) - 1, lines[-2].decode("utf-8", errors="replace"), lines[-2]
+
+
+def test_rejects_written_before_line_bytes_read_it_as_null(tmp_path: Path) -> None:
+    """A dataset whose rejects files predate ``line_bytes`` still has a ``rejects`` view."""
+    root = tmp_path / "ds"
+    path = rejects_path(root, DOMAIN, "old")
+    path.parent.mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute(
+        "COPY (SELECT 'f.log' AS source_file, 3::BIGINT AS line_number, 'x' AS line, "
+        f"'r' AS reason) TO {quote_sql(str(path))} (FORMAT parquet)"
+    )
+    con.close()
+    assert _rejects_of_nullable(root) == [(3, "x", None)]
+
+
+def _rejects_of_nullable(root: Any) -> list[tuple[Any, ...]]:
+    con = connect(root)
+    try:
+        return con.execute("SELECT line_number, line, line_bytes FROM rejects").fetchall()
+    finally:
+        con.close()

@@ -10,6 +10,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,7 +145,7 @@ def test_records_filter_and_domains(ledger: Manifest) -> None:
 def test_adopt_records_once(ledger: Manifest) -> None:
     f, g = log_file(0), log_file(1)
     ledger.record_listed([g])
-    kwargs = {"sha256": "s", "plain_size": 1, "local_path": "p", "fmt": "log"}
+    kwargs: dict[str, Any] = {"sha256": "s", "plain_size": 1, "local_path": "p", "fmt": "log"}
     assert ledger.record_adopted(f.domain, f.name, hour_start=f.start, hour_end=f.end, **kwargs)
     assert not ledger.record_adopted(f.domain, f.name, hour_start=f.start, hour_end=f.end, **kwargs)
     # A listed-but-not-fetched row is completed by the adopted file.

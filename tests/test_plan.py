@@ -1,4 +1,4 @@
-"""plan_fetches: a pure function of listing, ledger rows and now."""
+"""plan_fetches: a pure function of listing and ledger rows."""
 
 from __future__ import annotations
 
@@ -68,11 +68,7 @@ def test_only_missing_pending_and_failed_files_are_fetched() -> None:
         _record(files[4], Status.REJECTED, "bad"),
     ]
     plan = plan_fetches(files, records, layout=DEFAULT_LAYOUT, fmt="log")
-    assert [(t.log_file.name, t.reason) for t in plan.fetch] == [
-        (files[2].name, "pending"),
-        (files[3].name, "failed"),
-        (files[5].name, "new"),
-    ]
+    assert [t.log_file.name for t in plan.fetch] == [files[2].name, files[3].name, files[5].name]
     assert plan.skipped == {"done": 1, "pruned": 1}
     assert [(r.log_file.name, r.reason, r.known) for r in plan.rejected] == [
         (files[4].name, "bad", True)
@@ -126,15 +122,8 @@ def test_duplicates_count_once_and_other_domains_rows_do_not_match() -> None:
     plan = plan_fetches(
         [f, f, other], [_record(other, Status.DONE)], layout=DEFAULT_LAYOUT, fmt="log"
     )
-    assert [(t.log_file.domain, t.reason) for t in plan.fetch] == [("a.example.com", "new")]
+    assert [t.log_file.domain for t in plan.fetch] == ["a.example.com"]
     assert plan.skipped == {"done": 1}
-
-
-def test_expired_urls_are_counted_against_now() -> None:
-    files = [_file(_name(0), 0, expires=1000), _file(_name(1), 1, expires=5000)]
-    now = datetime.fromtimestamp(2000, tz=UTC)
-    assert plan_fetches(files, [], layout=DEFAULT_LAYOUT, fmt="log", now=now).expired_urls == 1
-    assert plan_fetches(files, [], layout=DEFAULT_LAYOUT, fmt="log").expired_urls == 0
 
 
 def test_bad_layout_or_format_is_a_config_error() -> None:

@@ -14,15 +14,16 @@ import pytest
 from cdnlogs.simulator import Simulator, SimulatorConfig
 
 DOMAIN = "a.example.com"
-NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    config = SimulatorConfig(domains=(DOMAIN,), days=1, lines_per_file=20, now=NOW)
+    # The hour this test starts in (not the module's import time: the CLI runs on the real clock).
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    config = SimulatorConfig(domains=(DOMAIN,), days=1, lines_per_file=20, now=now)
     with Simulator(config) as running:
         # A LogName with a tag after .gz, as seen in the provider's samples.
-        start = NOW - timedelta(hours=3)
+        start = now - timedelta(hours=3)
         tagged = (
             f"{DOMAIN}_{(start + timedelta(hours=8)):%Y_%m_%d_%H0000}_"
             f"{(start + timedelta(hours=9)):%H0000}.gz.ab12cd"

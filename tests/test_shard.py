@@ -74,16 +74,16 @@ def test_shards_divide_the_api_rate() -> None:
 
 
 def test_a_sharded_sync_builds_its_provider_at_its_share_of_the_rate() -> None:
+    from cdnlogs.providers.aliyun import AliyunCdnProvider
     from cdnlogs.sync import make_sync_provider
 
-    settings = Settings(
-        shard="1/4", api_rate=40.0, access_key_id="LTAIexample", access_key_secret="secret"
-    )
-    provider = make_sync_provider(settings)
-    assert provider.limiter.rate == 10.0  # type: ignore[attr-defined]
-    assert (
-        make_sync_provider(
-            Settings(api_rate=40.0, access_key_id="k", access_key_secret="s")
-        ).limiter.rate
-        == 40.0
-    )  # type: ignore[attr-defined]
+    def rate_of(shard: str | None) -> float:
+        settings = Settings(
+            shard=shard, api_rate=40.0, access_key_id="LTAIexample", access_key_secret="secret"
+        )
+        provider = make_sync_provider(settings)
+        assert isinstance(provider, AliyunCdnProvider)
+        return provider.limiter.rate
+
+    assert rate_of("1/4") == 10.0
+    assert rate_of(None) == 40.0

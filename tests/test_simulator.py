@@ -13,6 +13,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -27,6 +28,7 @@ from darabonba.runtime import RuntimeOptions
 
 from cdnlogs.simulator import Simulator, SimulatorConfig, signing
 from cdnlogs.simulator.catalog import log_name
+from cdnlogs.simulator.faults import Faults
 from cdnlogs.simulator.loggen import generate_lines
 
 NOW = datetime(2026, 3, 10, 5, 30, tzinfo=UTC)
@@ -60,16 +62,19 @@ def client(sim: Simulator, *, secret: str | None = None, **extra: object) -> Cdn
     )
 
 
-def logs(c: CdnClient, domain: str, **kw: object) -> dict:
+def logs(c: CdnClient, domain: str, **kw: object) -> dict[str, Any]:
     request = cdn_models.DescribeCdnDomainLogsRequest(domain_name=domain, **kw)
-    return c.describe_cdn_domain_logs(request).body.to_map()
+    body: dict[str, Any] = c.describe_cdn_domain_logs(request).body.to_map()
+    return body
 
 
 def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def rpc_params(sim: Simulator, action: str = "DescribeCdnDomainLogs", **extra: str) -> dict:
+def rpc_params(
+    sim: Simulator, action: str = "DescribeCdnDomainLogs", **extra: str
+) -> dict[str, str]:
     params = {
         "Action": action,
         "Version": "2018-05-10",
@@ -189,12 +194,16 @@ def test_sdk_sees_throttling_then_success(sim):
     assert sim.api_calls["DescribeCdnDomainLogs"] == 3
 
 
+def _throttle_once(faults: Faults, status: int) -> None:
+    faults.throttle_next, faults.throttle_status = 1, status
+
+
 @pytest.mark.parametrize(
     ("setup", "code", "status"),
     [
         (lambda f: setattr(f, "api_5xx_next", 1), "ServiceUnavailable", 503),
         (lambda f: f.force_api_error("Forbidden.RAM"), "Forbidden.RAM", 403),
-        (lambda f: (setattr(f, "throttle_next", 1), setattr(f, "throttle_status", 429)), "", 429),
+        (lambda f: _throttle_once(f, 429), "", 429),
     ],
 )
 def test_api_fault_switches(sim, setup, code, status):
@@ -224,9 +233,9 @@ def test_sts_token_required_when_configured():
 # -- raw requests: tampering, replay, time window, errors ------------------------------------
 
 
-def assert_error(response: requests.Response, status: int, code: str) -> dict:
+def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"RequestId", "HostId", "Code", "Message", "Recommend"}
     assert body["Code"] == code
     assert body["RequestId"] == body["RequestId"].upper() and len(body["RequestId"]) == 36
@@ -265,7 +274,7 @@ def test_rpc_old_timestamp_is_rejected(sim):
     assert_error(requests.get(sim.endpoint + "/", params=params), 400, "InvalidTimeStamp.Expired")
 
 
-def acs3_headers(sim: Simulator, query: dict, **override: str) -> dict:
+def acs3_headers(sim: Simulator, query: dict[str, str], **override: str) -> dict[str, str]:
     headers = {
         "host": sim.netloc,
         "x-acs-action": "DescribeCdnDomainLogs",
@@ -403,10 +412,9 @@ def test_log_name_uses_beijing_time():
     assert log_name("x.com", start, 2) == "x.com_2026_03_10_000000_010000_2.gz"
 
 
-def test_construction_is_lazy_and_fast():
-    started = time.perf_counter()
+def test_construction_is_lazy():
+    # No file is generated before it is asked for (bench/generator_bench.py measures the speed).
     sim = Simulator(SimulatorConfig(days=31))
-    assert time.perf_counter() - started < 1.0
     assert all(f._gz is None for f in sim.files("a.example.com"))
 
 
@@ -578,14 +586,6 @@ def test_generated_lines_look_like_aliyun_logs():
     assert lines == list(
         generate_lines("a.example.com", datetime(2026, 1, 1, 16, tzinfo=UTC), 20000, 1)
     )
-
-
-def test_generator_speed():
-    started = time.perf_counter()
-    count = sum(1 for _ in generate_lines("a.example.com", NOW, 100_000, 2))
-    rate = count / (time.perf_counter() - started)
-    # The target is 200k lines/s; half of it leaves room for a busy shared machine.
-    assert rate > 100_000, rate
 
 
 # -- the command ------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,7 @@ from cdnlogs.store import (
     parse_store_url,
     translate_error,
 )
-from conftest import S3_BUCKET
-from s3server import S3Server
+from tests.s3server import S3_BUCKET, S3Server
 
 
 def _settings(s3: S3Server, url: str = f"s3://{S3_BUCKET}/raw", **kw: Any) -> Settings:
@@ -90,6 +92,98 @@ def test_aliyun_endpoint_defaults_to_what_oss_needs() -> None:
     assert other.access_key_id is None
     with pytest.raises(CredentialsError):
         connection_from_settings(Settings(store="s3://bkt", store_credentials="aliyun"))
+
+
+class _NotSent(Exception):
+    """Raised by the request hook: the request is inspected, never sent."""
+
+
+def _requests_to(store: ObjectStore, action: Callable[[], object]) -> list[tuple[str, str, Any]]:
+    """(method, URL, headers) of the requests botocore prepared for ``action``, as they would
+    go on the wire (signed, checksummed, addressed); the first one is stopped before sending."""
+    from fsspec.asyn import sync
+
+    seen: list[tuple[str, str, Any]] = []
+
+    def hook(request: Any, **_: Any) -> None:
+        seen.append((request.method, request.url, dict(request.headers)))
+        raise _NotSent
+
+    client = sync(store.filesystem.loop, store.filesystem.set_session)
+    client.meta.events.register("before-send.s3", hook)
+    with pytest.raises(StoreError, match="_NotSent"):
+        action()
+    return seen
+
+
+_OSS: dict[str, Any] = {
+    "store": "s3://my-logs/raw",
+    "store_endpoint": "https://s3.oss-cn-hangzhou.aliyuncs.com",
+    "store_region": "cn-hangzhou",
+    "access_key_id": "LTAIexample",
+    "access_key_secret": "the-secret",
+}
+
+
+def test_an_oss_endpoint_sends_virtual_hosted_requests_without_checksums(tmp_path: Path) -> None:
+    """What goes to OSS: bucket.s3.oss-<region>.aliyuncs.com, signed with the Alibaba AccessKey,
+    and no CRC checksum headers (botocore 1.36+ adds them by default; OSS rejects them)."""
+    local = tmp_path / "f.log"
+    local.write_bytes(b"x" * 1000)
+
+    def prepared(**kw: Any) -> tuple[str, str, Any]:
+        store = open_store(Settings(**(_OSS | kw)))
+        (request,) = _requests_to(store, lambda: store.put_file(local, "a/f.log"))
+        return request
+
+    method, url, headers = prepared()
+    assert (method, url) == ("PUT", "https://my-logs.s3.oss-cn-hangzhou.aliyuncs.com/raw/a/f.log")
+    assert b"Credential=LTAIexample/" in headers["Authorization"]
+    sent = {k.lower(): v for k, v in headers.items()}
+    assert not [k for k in sent if "checksum" in k], sent
+    assert b"aws-chunked" not in (sent.get("content-encoding") or b"")
+    # The same request to another endpoint: botocore's defaults, path-style for an explicit
+    # endpoint and CRC checksums: what OSS would refuse.
+    _, url, headers = prepared(
+        store_endpoint="https://s3.eu-west-1.amazonaws.com",
+        store_region="eu-west-1",
+        store_credentials="aliyun",
+    )
+    assert url == "https://s3.eu-west-1.amazonaws.com/my-logs/raw/a/f.log"
+    assert [k for k in headers if "checksum" in k.lower()]
+
+
+def test_oss_settings_send_no_checksum_in_any_request_of_a_multipart_upload(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request of an upload (create, parts, complete) with the connection an OSS
+    endpoint gets, sent to the S3 server on 127.0.0.1 (path-style: no DNS for bucket names)."""
+    monkeypatch.setattr("cdnlogs.store.PART_SIZE", 5 * 1024 * 1024)
+    local = tmp_path / "big.log"
+    local.write_bytes(b"y" * (11 * 1024 * 1024))
+
+    def checksummed(connection: Any) -> list[str]:
+        store = ObjectStore(
+            parse_store_url(f"s3://{S3_BUCKET}/raw"), connection, make_filesystem(connection)
+        )
+        s3.faults.requests.clear()
+        assert store.put_file(local, "big.log").etag == local_digest(local).etag
+        writes = [(m, h) for m, _, h in s3.faults.requests if m in ("PUT", "POST")]
+        assert len(writes) == 1 + 3 + 1  # create, 3 parts, complete
+        return [k for _, h in writes for k in h if "checksum" in k]
+
+    oss = connection_from_settings(Settings(**_OSS))
+    assert oss.checksums_when_required
+    loopback = dataclasses.replace(
+        oss,
+        endpoint=s3.endpoint,
+        region="us-east-1",
+        addressing_style="path",
+        access_key_id=None,
+        secret_access_key=None,
+    )
+    assert checksummed(loopback) == []
+    assert checksummed(dataclasses.replace(loopback, checksums_when_required=False))
 
 
 def test_put_verify_list_delete(s3: S3Server, tmp_path: Path) -> None:
@@ -209,4 +303,27 @@ def test_wrong_region_names_the_region() -> None:
     result = translate_error(wrapped, "s3://bkt/p", conn)
     assert isinstance(result, StoreConfigError) and result.exit_code == 3
     assert "another region than us-east-1" in result.message
-    assert result.hint == "set store_region = 'eu-west-1'"
+    assert result.hint == "set store_region = 'eu-west-1' and a store_endpoint of that region"
+
+
+def test_without_the_s3_extra_a_store_url_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cdnlogs.cli import main
+
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as when cdnlogs is installed without [s3]
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIexample")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "the-secret")
+    monkeypatch.setenv("CDNLOGS_ENDPOINT", "http://127.0.0.1:9")  # never reached: store first
+    for args in (
+        ["query", "SELECT 1", "--dataset", "s3://bkt/ds"],
+        ["sync", "--domain", "a.example.com", "--out", str(tmp_path), "--store", "s3://bkt/r"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        err = capsys.readouterr().err
+        assert info.value.code == 3, err
+        assert err == (
+            "Error: object storage needs the s3 extra, which is not installed\n"
+            "hint: pip install 'cdnlogs[s3]'\n"
+        )

@@ -80,7 +80,7 @@ def _assert_archive_verifies(sim: Simulator, out: Path) -> int:
             continue
         done += 1
         path = out / row.local_path
-        gz = sim.file(name).gz
+        gz = sim.file(name).read_bytes()
         if row.format == "gz":
             assert path.read_bytes() == gz
         else:
@@ -163,7 +163,8 @@ class _ExpireFirstListing:
     def list_log_files(self, domain: str, start: datetime, end: datetime) -> Listing:
         self.listings += 1
         self.sim.faults.expire_urls = self.listings <= self.times
-        return self.inner.list_log_files(domain, start, end)
+        listing: Listing = self.inner.list_log_files(domain, start, end)
+        return listing
 
 
 def test_expired_urls_relist_once_then_succeed(sim: Simulator, tmp_path: Path) -> None:
@@ -415,7 +416,9 @@ def test_sigkill_mid_sync_then_rerun_completes(sim: Simulator, tmp_path: Path) -
     assert list(out.rglob("*.part"))  # the kill left partial downloads behind...
     # ...but no row is done without its complete file.
     for name in done_before:
-        assert (out / rows[name].local_path).read_bytes() == gzip.decompress(sim.file(name).gz)
+        assert (out / rows[name].local_path).read_bytes() == gzip.decompress(
+            sim.file(name).read_bytes()
+        )
     sim.faults.bandwidth_bytes_per_second = None
     downloads_before = dict(sim.downloads)
     summary = _sync(sim, out)
@@ -486,7 +489,7 @@ def test_sigterm_mid_sync_stops_within_seconds_and_leaves_a_consistent_archive(
     assert 0 < len(done) < total and stalled not in done and files[1].name not in done
     assert {r.status for n, r in rows.items() if n not in done} == {Status.PENDING}
     for name in done:  # a done row always has its complete file
-        gz = sim.file(name).gz
+        gz = sim.file(name).read_bytes()
         assert gz is not None
         assert (out / rows[name].local_path).read_bytes() == gzip.decompress(gz)
     sim.faults.clear()

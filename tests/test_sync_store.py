@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,7 @@ from cdnlogs.simulator import Simulator, SimulatorConfig
 from cdnlogs.store import open_store
 from cdnlogs.sync import SyncRun, SyncSummary
 from cdnlogs.transfer import TransferConfig
-from conftest import S3_BUCKET
-from s3server import S3Server
+from tests.s3server import S3_BUCKET, S3Server
 
 DOMAINS = ("a.example.com", "b.example.com", "c.example.com", "d.example.com")
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -44,6 +44,17 @@ FAST = TransferConfig(
     connect_timeout_seconds=5,
     read_timeout_seconds=5,
 )
+
+
+def _this_hour() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now_is_this_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW is this test's hour, not the hour the module was imported in: `status` judges up to
+    the real clock, so a suite that crossed an hour after import saw one hour missing."""
+    monkeypatch.setitem(globals(), "NOW", _this_hour())
 
 
 @pytest.fixture
@@ -106,7 +117,7 @@ def _assert_store_holds_every_done_file(sim: Simulator, s3: S3Server, out: Path,
     objects = _archive_objects(s3)
     done = {n: r for n, r in _rows(out).items() if r.status is Status.DONE}
     for name, row in done.items():
-        gz = sim.file(name).gz
+        gz = sim.file(name).read_bytes()
         assert row.store_url == f"s3://{S3_BUCKET}/{PREFIX}/{row.local_path}"
         body = objects[f"{PREFIX}/{row.local_path}"]
         assert body == (gz if fmt == "gz" else gzip.decompress(gz)), name
@@ -155,7 +166,9 @@ def test_drop_local_then_status_verify_and_prune_on_the_store(
         assert checked.ok == len(listed) and not checked.problems
         # An object replaced behind cdnlogs' back is caught and fetched again.
         victim = sorted(_archive_objects(s3))[0]
-        size = next(r.plain_size for r in manifest.records() if r.local_path in victim)
+        size = next(
+            r.plain_size for r in manifest.records() if r.local_path and r.local_path in victim
+        )
         s3.client().put_object(Bucket=S3_BUCKET, Key=victim, Body=b"tampered")
         bad = verify_archive(manifest, out, store=store)
         assert [p.reason for p in bad.problems] == [f"size 8 in the store, expected {size}"]
@@ -280,7 +293,7 @@ def test_sigkill_between_upload_and_ledger_record(
     for row in rows.values():
         if row.status is Status.DONE:  # a done row's object is there, complete
             assert objects[f"{PREFIX}/{row.local_path}"] == gzip.decompress(
-                sim.file(row.log_name).gz
+                sim.file(row.log_name).read_bytes()
             )
     s3.faults.clear()
     rerun = subprocess.run(
@@ -368,6 +381,7 @@ def test_archive_given_a_store_later_uploads_what_it_has(
         ("missing-bucket", 3, "bucket 'no-such-bucket' does not exist at http://127.0.0.1"),
         ("unreachable", 4, "cannot reach the store s3://cdnlogs-test/raw at http://127.0.0.1:9"),
         ("denied", 4, "access to s3://cdnlogs-test/raw denied at http://127.0.0.1"),
+        ("wrong-region", 3, "s3://cdnlogs-test/raw is in another region than us-east-1 at http"),
     ],
 )
 def test_store_errors_exit_with_a_clear_message_and_record_nothing(
@@ -388,6 +402,9 @@ def test_store_errors_exit_with_a_clear_message_and_record_nothing(
         args[-1] = "s3://no-such-bucket/raw"
     elif case == "unreachable":
         monkeypatch.setenv("CDNLOGS_STORE_ENDPOINT", "http://127.0.0.1:9")
+    elif case == "wrong-region":
+        monkeypatch.setenv("CDNLOGS_STORE_REGION", "us-east-1")
+        s3.faults.bucket_regions[S3_BUCKET] = "eu-west-1"  # a regional endpoint of another
     else:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDUNKNOWN")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
@@ -399,7 +416,11 @@ def test_store_errors_exit_with_a_clear_message_and_record_nothing(
     assert info.value.code == status, err
     assert message in err
     assert err.startswith("Error: ") and "\nhint: " in err and "Traceback" not in err
-    assert "not-the-secret" not in err
+    assert len(err.splitlines()) == 2  # one line of error, one of hint
+    assert "not-the-secret" not in err and "testing-secret" not in err
+    assert sim.access_key_secret not in err
+    if case == "wrong-region":
+        assert "hint: set store_region = 'eu-west-1' and a store_endpoint" in err
     assert sim.downloads == {} and _done_count(out) == 0
 
 
@@ -437,8 +458,9 @@ def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
     out = tmp_path / "out"
     for name, value in _cli_env(sim, s3).items():
         monkeypatch.setenv(name, value)
+    dataset = f"s3://{S3_BUCKET}/ds"
     with pytest.raises(SystemExit) as info:
-        main([*_cli_args(sim, out)[3:], "--drop-local", "--ingest", "--json"])
+        main([*_cli_args(sim, out)[3:], "--drop-local", "--ingest", "--dataset", dataset, "--json"])
     captured = capsys.readouterr()
     assert info.value.code == 0, captured.err
     summary = json.loads(captured.out)
@@ -448,3 +470,47 @@ def test_cli_sync_ingest_drops_local_copies_after_the_ingest(
     assert all(r.ingested_rows and r.local_dropped_at is not None for r in rows)
     assert [p for p in out.rglob("*") if p.is_file() and ".cdnlogs" not in p.parts] == []
     assert _assert_store_holds_every_done_file(sim, s3, out, "log") == len(listed)
+    # The snapshot holds what followed the sync (a new disk restores all of it): every file
+    # ingested and dropped, and the dataset's published keys.
+    published = {k.removeprefix("ds/") for k in s3.objects(S3_BUCKET, "ds/")}
+    assert len(published) >= len(listed)
+    copy = tmp_path / "restored"
+    copy.mkdir()
+    (copy / "manifest.sqlite3").write_bytes(
+        s3.objects(S3_BUCKET, SNAPSHOT_DIR)[SNAPSHOT_DIR + "all.sqlite3"]
+    )
+    with Manifest.open(copy, create=False) as manifest:
+        assert set(manifest.published(dataset)) == published
+        snapshot_rows = manifest.records()
+    assert all(r.ingested_rows and r.local_dropped_at is not None for r in snapshot_rows)
+
+
+def test_library_sync_and_ingest_drops_local_copies_only_after_the_ingest(
+    sim: Simulator, s3: S3Server, tmp_path: Path
+) -> None:
+    """`sync_and_ingest` is the CLI's `sync --ingest --drop-local`, for a library caller."""
+    from cdnlogs.sync import sync_and_ingest
+
+    out = tmp_path / "out"
+    settings = _settings(sim, s3, out, ingest_after_sync=True, store_drop_local=True)
+    at_sync: list[int] = []
+
+    def synced(summary: SyncSummary) -> None:
+        # Between the steps: every copy is still on disk, for the ingest to read.
+        at_sync.append(sum(1 for r in _rows(out).values() if r.local_dropped_at is None))
+
+    summary, ingested = sync_and_ingest(
+        settings, make_provider(settings), now=NOW, on_synced=synced
+    )
+    listed = len(_listed(sim))
+    assert summary.ok and summary.total("uploaded") == listed
+    assert at_sync == [listed]
+    assert ingested is not None and ingested.summary.files == listed
+    assert ingested.dropped == listed
+    rows = _rows(out).values()
+    assert all(r.ingested_rows and r.local_dropped_at is not None for r in rows)
+    # Without ingest_after_sync it is a plain sync, and drops at upload.
+    again, nothing = sync_and_ingest(
+        replace(settings, ingest_after_sync=False), make_provider(settings), now=NOW
+    )
+    assert nothing is None and again.total("fetched") == 0

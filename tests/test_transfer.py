@@ -26,6 +26,7 @@ from cdnlogs.errors import (
     RetriesExceededError,
     UrlExpiredError,
 )
+from cdnlogs.gzipcheck import GzipStreamVerifier
 from cdnlogs.retry import RetryPolicy
 from cdnlogs.signedurl import url_expires_at
 from cdnlogs.transfer import (
@@ -33,7 +34,6 @@ from cdnlogs.transfer import (
     Downloader,
     DownloadResult,
     DownloadTask,
-    GzipStreamVerifier,
     TransferConfig,
     make_session,
     remove_stale_parts,

@@ -17,7 +17,7 @@ from cdnlogs.cli import main
 from cdnlogs.errors import ExitStatus
 from cdnlogs.export import ExportFilter, export_logs
 from cdnlogs.geoip import default_database_path
-from test_analyze import T0, make_rows, open_dataset, write_dataset
+from tests.helpers import T0, make_rows, open_dataset, write_dataset
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,7 @@ from cdnlogs.dataset import quote_sql
 from cdnlogs.dims import IP_TABLE, UA_TABLE, DimensionStore
 from cdnlogs.rollup import COLUMNS as ROLLUP_COLUMNS
 from cdnlogs.rollup import PAIR_DIM, RollupStore, dim, group_sql, window_spans
+from cdnlogs.timeutil import iso_utc
 from cdnlogs.window import where_sql
 
 #: How many rows each top table keeps unless told otherwise.
@@ -892,7 +893,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_utc(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

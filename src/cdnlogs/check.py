@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cdnlogs.config import Settings
 from cdnlogs.housekeeping import DomainStatus, HourRange, archive_status
@@ -90,6 +91,19 @@ class CheckResult:
     def ok(self) -> bool:
         """True when nothing is missing, failed or stale."""
         return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """``status --check --json``'s ``check``: the verdict, the settled window, the reasons."""
+        return {
+            "ok": self.ok,
+            "settled_window": {
+                "start": iso_utc(self.window_start),
+                "end": iso_utc(self.window_end),
+            },
+            "problems": [
+                {"domain": p.domain, "kind": p.kind, "message": p.message} for p in self.problems
+            ],
+        }
 
 
 def check_window(

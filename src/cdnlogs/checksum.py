@@ -8,14 +8,10 @@ downloaded gzip bytes keep their sha256 for identity.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-try:  # isal is a dependency, but the stdlib is a correct (slower) fallback
-    from isal.isal_zlib import crc32 as _crc32
-except ImportError:  # pragma: no cover - exercised only where isal has no wheel
-    _crc32 = zlib.crc32
+from isal.isal_zlib import crc32 as _crc32
 
 _crc: Callable[[bytes, int], int] = _crc32
 PREFIX = "crc32:"

@@ -19,7 +19,9 @@ metadata) knows which sources, with which sha256, the partition's generation hol
 does not ingest them again; a late or re-ingested source writes its own per-source file as
 usual, and the next compaction of that day folds it in (a new generation).
 
-The caller holds the archive lock.
+:func:`compact_archive` and :func:`run_compact` (``cdnlogs compact``: then publishing) take the
+archive lock themselves; :func:`compact_dataset` and :func:`compact_locked` are for a caller
+that holds it (``ingest --compact``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -56,9 +58,13 @@ from cdnlogs.datafiles import (
 from cdnlogs.dataset import LOG_COLUMNS, quote_sql, source_stem
 from cdnlogs.errors import CdnLogsError
 from cdnlogs.ingest.ingester import DEFAULT_ROW_GROUP_SIZE
+from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import CompactionRecord, Manifest
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from cdnlogs.publish import PublishSummary
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +134,65 @@ def is_settled(day: date, *, now: datetime, settle: timedelta) -> bool:
     return now >= end + settle
 
 
+@dataclass
+class CompactRun:
+    """What :func:`run_compact` did: the compaction, and the publish after it."""
+
+    summary: CompactSummary
+    published: PublishSummary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``compact --json``: the compaction's dict, with ``publish`` when it ran."""
+        data = self.summary.to_dict()
+        if self.published is not None:
+            data["publish"] = self.published.to_dict()
+        return data
+
+
 def compact_archive(
     settings: Settings, *, now: datetime, domains: tuple[str, ...] = ()
 ) -> CompactSummary:
-    """Compact the settled days of ``settings``' local dataset (the caller holds the lock)."""
+    """Compact the settled days of ``settings``' local dataset.
+
+    :raises LockedError: another process holds the archive lock (it is taken here).
+    """
+    with ArchiveLock(settings.state_dir, purpose="compact"):
+        return compact_locked(settings, now=now, domains=domains)
+
+
+def run_compact(settings: Settings, *, now: datetime, domains: tuple[str, ...] = ()) -> CompactRun:
+    """``cdnlogs compact``: :func:`compact_archive`, then publish an ``s3://`` dataset, under
+    one hold of the archive lock.
+
+    :raises LockedError: another process holds the archive lock.
+    """
+    with ArchiveLock(settings.state_dir, purpose="compact"):
+        run = CompactRun(compact_locked(settings, now=now, domains=domains))
+        if settings.dataset_url is not None:
+            from cdnlogs.publish import publish_archive_dataset
+
+            run.published = publish_archive_dataset(settings)
+    return run
+
+
+def compact_locked(
+    settings: Settings, *, now: datetime, domains: tuple[str, ...] = ()
+) -> CompactSummary:
+    """:func:`compact_archive`'s work, for a caller that holds the archive lock.
+
+    With a dataset on a store, a new working copy first gets the published files it lacks
+    (``publish.restore_working_copy``): a day compacted from only the files on this disk would
+    be a generation that misses the rest of the day.
+    """
     options = CompactOptions(settle=parse_duration(settings.compact_settle), domains=domains)
     with Manifest.open(settings.state_dir) as manifest:
+        if settings.dataset_url is not None:
+            from cdnlogs.publish import keep_cutoff, restore_working_copy
+            from cdnlogs.store import open_store
+
+            store = open_store(settings, settings.dataset_url)
+            cutoff = keep_cutoff(settings, now)
+            restore_working_copy(settings.dataset_dir, store, manifest, cutoff=cutoff)
         return compact_dataset(settings.dataset_dir, manifest, now=now, options=options)
 
 
@@ -462,9 +521,11 @@ def compacted_sources(manifest: Manifest, root: Path) -> set[tuple[str, str]]:
 __all__ = [
     "DEFAULT_SETTLE",
     "CompactOptions",
+    "CompactRun",
     "CompactSummary",
     "compact_archive",
     "compact_dataset",
+    "compact_locked",
     "compacted_sources",
     "is_settled",
     "read_sources",

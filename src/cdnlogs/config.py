@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from cdnlogs import retry
@@ -69,6 +69,10 @@ DEFAULT_DOWNLOAD_MIN_SPEED_BYTES_PER_SECOND = 1024.0
 DEFAULT_DOWNLOAD_MIN_SPEED_SECONDS = 60.0
 #: Longest one download attempt may take, however fast it goes (curl's --max-time); 0: no bound.
 DEFAULT_DOWNLOAD_MAX_SECONDS = 3600.0
+#: Tries per object-store request (botocore's standard retry mode; includes the first).
+DEFAULT_STORE_ATTEMPTS = 5
+#: Timeout of one dead-man's-switch ping or webhook call.
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 10.0
 
 ENV_PREFIX = "CDNLOGS_"
 CONFIG_ENV = "CDNLOGS_CONFIG"
@@ -145,8 +149,6 @@ class Settings:
     reconcile_day_tolerance: float = DEFAULT_DAY_TOLERANCE
     #: ``reconcile``: hours younger than this are not judged yet.
     reconcile_settle: str = DEFAULT_SETTLE
-    #: Extra request parameters from a legacy aliyun.ini ``[Select]`` section (LogDay, ...).
-    legacy_params: dict[str, str] = field(default_factory=dict)
     #: Prometheus textfile written after each sync/ingest/watch tick (``None``: none).
     metrics_file: Path | None = None
     #: Dead-man's switch base URL: pinged at ``/start``, on success, and at ``/fail``.
@@ -155,7 +157,7 @@ class Settings:
     #: URL that gets a JSON summary when a run fails (may carry a token: never printed).
     notify_webhook: str | None = field(default=None, repr=False)
     #: Timeout of one ping or webhook call; they never fail the run.
-    heartbeat_timeout_seconds: float = 10.0
+    heartbeat_timeout_seconds: float = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
     #: ``status --check``: an hour counts as settled this long after it ended (logs are late).
     check_settle: str = "24h"
     #: ``status --check``: the last successful sync may be at most this old.
@@ -179,7 +181,7 @@ class Settings:
     #: ``auto`` (the Alibaba AccessKey for aliyuncs.com, else the S3 chain), ``s3`` or ``aliyun``.
     store_credentials: str = "auto"
     #: Tries per store request (botocore's standard retry mode; includes the first).
-    store_attempts: int = 5
+    store_attempts: int = DEFAULT_STORE_ATTEMPTS
     #: Delete a file's local copy once it is verified in the store.
     store_drop_local: bool = False
     #: ``K/N``: this worker takes the domains whose stable hash falls in shard K (0-based) of N.
@@ -210,7 +212,7 @@ class Settings:
 #: Fields that hold a secret: config file ``[credentials]`` only, never a flag or CDNLOGS_ env.
 SECRET_FIELDS = frozenset({"access_key_id", "access_key_secret", "security_token"})
 #: Fields the loader fills itself.
-_INTERNAL_FIELDS = frozenset({"config_path", "legacy_params"})
+_INTERNAL_FIELDS = frozenset({"config_path"})
 _FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Settings)
 _SETTABLE = [f.name for f in fields(Settings) if f.name not in SECRET_FIELDS | _INTERNAL_FIELDS]
 #: Config-file key -> field; ``out`` is the one spelling that differs from its field name.
@@ -448,20 +450,18 @@ def _read_legacy_ini(path: Path, text: str, settings: Settings) -> dict[str, Any
         except ValueError:
             raise ConfigError(f"{path}: key 'LogDay' = {day!r} is not yyyy-MM-dd") from None
         values["since"], values["until"] = iso_utc(since), iso_utc(until)
-        settings.legacy_params["LogDay"] = day
     if start is not None:
         values["since"] = start
     if end is not None:
         values["until"] = end
     # cdnlogs always pages through every file at PageSize 1000, so PageSize/PageNumber are
-    # kept for reference only; a numeric check still catches a typo.
+    # ignored; a numeric check still catches a typo.
     for option, name in (("pagesize", "PageSize"), ("pagenumber", "PageNumber")):
         number = get("select", option)
         if number is None:
             continue
         if not number.isdigit():
             raise ConfigError(f"{path}: key {name!r} = {number!r} is not a whole number")
-        settings.legacy_params[name] = number
     return values
 
 
@@ -504,10 +504,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def is_store_url(value: object) -> TypeGuard[str]:
+    """True when ``value`` is an ``s3://`` URL (a ``--dataset`` or ``--store`` on a store)."""
+    return isinstance(value, str) and value.strip().lower().startswith("s3://")
+
+
 def _coerce(name: str, value: object, where: str, error: type[CdnLogsError]) -> Any:
     """Turn a TOML, env or flag value into the field's type, or raise ``error`` naming ``where``."""
     kind = _base_type(name)
-    if name == "dataset" and isinstance(value, str) and value.strip().lower().startswith("s3://"):
+    if name == "dataset" and is_store_url(value):
         return value.strip()  # a dataset on a store (checked in _validate)
 
     def bad(expected: str) -> CdnLogsError:

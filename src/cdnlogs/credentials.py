@@ -55,7 +55,7 @@ class ResolvedCredentials:
 
 
 # A step returns a provider, or None when its source is absent; it raises to report a source
-# that exists but cannot be used. ``reason`` collects the "why not" for the hint.
+# that exists but cannot be used. ``looked`` collects the "why not" for the hint.
 _Step = tuple[str, Callable[[], Any]]
 
 

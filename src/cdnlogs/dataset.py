@@ -51,12 +51,15 @@ LOG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("protocol", "VARCHAR"),
     ("source_file", "VARCHAR"),
 )
-#: The rejects files' columns.
+#: The rejects files' columns. ``line`` is the line decoded as the reference parser reads it
+#: (bytes that are not UTF-8 become U+FFFD); ``line_bytes`` is the physical line exactly as in
+#: the source, without its newline (NULL in rejects files written before it existed).
 REJECT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("source_file", "VARCHAR"),
     ("line_number", "BIGINT"),
     ("line", "VARCHAR"),
     ("reason", "VARCHAR"),
+    ("line_bytes", "BLOB"),
 )
 #: The Hive partition columns the views add (they are not stored inside the files).
 PARTITION_COLUMNS: tuple[tuple[str, str], ...] = (("domain", "VARCHAR"), ("date", "DATE"))
@@ -219,9 +222,12 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path | RemoteDataset) -> 
         rejects_from = f"getvariable('{_REJECTS_VARIABLE}')"
     if rejects_from is not None:
         names = ", ".join(name for name, _ in REJECT_COLUMNS)
+        # By name, with an empty relation holding ``line_bytes``: rejects files written before
+        # that column existed read it as NULL, even when no file has it.
         rejects = (
-            f"SELECT {names}, domain FROM read_parquet({rejects_from}, hive_partitioning=true, "
-            "hive_types={'domain': 'VARCHAR'})"
+            f"SELECT {names}, domain FROM (SELECT * FROM read_parquet({rejects_from}, "
+            "hive_partitioning=true, hive_types={'domain': 'VARCHAR'}, union_by_name=true) "
+            "UNION ALL BY NAME SELECT NULL::BLOB AS line_bytes WHERE false)"
         )
     else:
         rejects = _empty_view((*REJECT_COLUMNS, ("domain", "VARCHAR")))

@@ -18,6 +18,9 @@ The whole tree::
     │   ├── RedirectRefusedError      5  the log host redirected a signed URL to another host
     │   └── RetriesExceededError      5  gave up after the retry budget; carries the last exception
     ├── PartialSyncError              5  some files failed after retries; the rest were kept
+    │   ├── CorruptFilesError         5  `verify`: files missing or corrupt (marked for download)
+    │   ├── PruneIncompleteError      5  `prune`: some files could not be removed
+    │   └── IngestIncompleteError     5  `ingest` (or `sync --ingest`): some files not ingested
     ├── ReconcileShortError           6  an hour or day holds less than the provider counted
     ├── ArchivePathError              1  --out (or a directory in it) cannot be a directory here
     ├── StoreError                    4  the object store refused a call or cannot be reached
@@ -27,7 +30,7 @@ The whole tree::
     │                                    or the wrong region
     ├── ManifestError                 1  the SQLite ledger is unusable, or cannot be written
     │   ├── SchemaVersionError        1  ledger written by an unknown (newer) version
-    │   └── LockedError               1  another sync holds the archive lock
+    │   └── LockedError               1  another cdnlogs run holds the archive lock
     ├── ParseError                    1  a log line or file that cannot be parsed
     └── IncompleteArchiveError        6  `status --check`: missing hours, failed files, stale sync
 
@@ -170,9 +173,25 @@ class RetriesExceededError(TransferError):
 
 
 class PartialSyncError(CdnLogsError):
-    """Some files failed after retries; every other file was kept and recorded."""
+    """Some files failed after retries; every other file was kept and recorded.
+
+    The base of every "done, except for some files" outcome (exit 5): its subclasses name what
+    the command was doing, so ``except PartialSyncError`` still catches them all.
+    """
 
     exit_code = ExitStatus.PARTIAL
+
+
+class CorruptFilesError(PartialSyncError):
+    """``verify`` found files missing or corrupt; they are marked for the next sync to fetch."""
+
+
+class PruneIncompleteError(PartialSyncError):
+    """``prune`` could not remove some files; the others are pruned and recorded."""
+
+
+class IngestIncompleteError(PartialSyncError):
+    """Some files could not be ingested; every other file is in the dataset."""
 
 
 class ReconcileShortError(CdnLogsError):

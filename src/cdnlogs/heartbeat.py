@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from cdnlogs.__about__ import __version__
+from cdnlogs.config import DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
 from cdnlogs.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,13 @@ def public_origin(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
-def ping(base_url: str, event: Event, *, body: str = "", timeout: float = 10.0) -> bool:
+def ping(
+    base_url: str,
+    event: Event,
+    *,
+    body: str = "",
+    timeout: float = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
+) -> bool:
     """Ping the dead-man's switch for ``event``; True if it answered 2xx (never raises)."""
     data = redact_text(body).encode("utf-8")[:MAX_BODY_BYTES]
     return _post(
@@ -61,7 +68,9 @@ def ping(base_url: str, event: Event, *, body: str = "", timeout: float = 10.0) 
     )
 
 
-def post_webhook(url: str, payload: dict[str, Any], *, timeout: float = 10.0) -> bool:
+def post_webhook(
+    url: str, payload: dict[str, Any], *, timeout: float = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
+) -> bool:
     """POST ``payload`` as JSON to ``url``; True if it answered 2xx (never raises)."""
     # Redacted as text: a value stops at a quote, so the JSON stays valid.
     data = redact_text(json.dumps(payload, default=str)).encode("utf-8")

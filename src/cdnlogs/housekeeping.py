@@ -1,9 +1,12 @@
 """The library behind ``status``, ``verify``, ``prune`` and ``adopt``: numbers, no printing.
 
-Each function takes an open :class:`~cdnlogs.manifest.Manifest` and the output directory and
-returns a result dataclass the CLI renders as a table or JSON. The caller holds the archive
-lock for the ones that change anything (verify, prune, adopt); ``sync`` calls
-:func:`prune_archive` under its own lock when the ``retention`` setting is set.
+Each ``*_archive``/``adopt_files`` function takes an open :class:`~cdnlogs.manifest.Manifest`
+and the output directory and returns a result dataclass the CLI renders as a table or JSON;
+their caller holds the archive lock (``sync`` calls :func:`prune_archive` under its own lock
+when the ``retention`` setting is set). :func:`run_verify`, :func:`run_prune` and
+:func:`run_adopt` are the commands' entry points: from the settings, they take the archive lock
+and open the ledger themselves, as :class:`cdnlogs.sync.SyncRun` does, so a library caller gets
+the same guarantee as the CLI.
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ import os
 import re
 import shutil
 import tempfile
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cdnlogs.checksum import PlainChecksum, plain_checksum_file
-from cdnlogs.errors import CdnLogsError, UsageError
+from cdnlogs.errors import CdnLogsError, IncompleteDownloadError, UsageError
+from cdnlogs.gzipcheck import MAX_INFLATED_BYTES, GzipStreamVerifier
 from cdnlogs.linecount import LineCounter
+from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import FileRecord, Manifest, Status
 from cdnlogs.storage import (
     HASH_CHUNK,
@@ -37,9 +41,10 @@ from cdnlogs.storage import (
     resolve_inside,
     sha256_file,
 )
-from cdnlogs.timeutil import floor_hour, hours_between
+from cdnlogs.timeutil import floor_hour, hours_between, iso_utc
 
 if TYPE_CHECKING:  # s3fs is imported only when a store is opened
+    from cdnlogs.config import Settings
     from cdnlogs.manifest import RunRecord
     from cdnlogs.store import ObjectStore
 
@@ -87,6 +92,39 @@ class DomainStatus:
     def missing_hours(self) -> int:
         """How many hours of the window have no file yet."""
         return sum(gap.hours for gap in self.gaps)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: times as ISO UTC text, counts by status name."""
+        return {
+            "domain": self.domain,
+            "counts": {status.value: self.counts.get(status, 0) for status in Status},
+            "bytes": self.bytes_stored,
+            "hours_covered": self.hours_covered,
+            "first_hour": _iso(self.first_hour),
+            "last_hour": _iso(self.last_hour),
+            "missing_hours": self.missing_hours,
+            "gaps": [
+                {"start": _iso(g.start), "end": _iso(g.end), "hours": g.hours} for g in self.gaps
+            ],
+            "last_sync": _iso(self.last_sync),
+            "in_store": self.in_store,
+            "store_only": self.store_only,
+        }
+
+
+def status_to_dict(
+    out_dir: Path, start: datetime, end: datetime, rows: Sequence[DomainStatus]
+) -> dict[str, Any]:
+    """``status --json``: the archive, the window and every domain's :class:`DomainStatus`."""
+    return {
+        "out": str(out_dir),
+        "window": {"start": _iso(start), "end": _iso(end)},
+        "domains": [d.to_dict() for d in rows],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else iso_utc(value)
 
 
 def status_window(
@@ -209,6 +247,15 @@ class Problem:
     local_path: str | None
     reason: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``path`` is the local path)."""
+        return {
+            "domain": self.domain,
+            "log_name": self.log_name,
+            "path": self.local_path,
+            "reason": self.reason,
+        }
+
 
 @dataclass
 class VerifyResult:
@@ -220,6 +267,17 @@ class VerifyResult:
     problems: list[Problem] = field(default_factory=list)
     #: Files only in the object store, not checked because no store was given.
     not_checked: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``verify --json``."""
+        return {
+            "checked": self.checked,
+            "ok": self.ok,
+            "bad": len(self.problems),
+            "bytes_checked": self.bytes_checked,
+            "not_checked": self.not_checked,
+            "problems": [p.to_dict() for p in self.problems],
+        }
 
 
 def check_file(out_dir: Path, row: FileRecord) -> str | None:
@@ -312,6 +370,28 @@ def verify_archive(
     return result
 
 
+def run_verify(
+    settings: Settings,
+    *,
+    store: ObjectStore | None = None,
+    progress: ProgressCallback | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """``verify``: :func:`verify_archive` under the archive lock, bad files marked pending.
+
+    :param on_total: called first with the number of done files (a progress bar's total).
+    :raises LockedError: another process holds the archive lock.
+    :raises ManifestError: there is no ledger under ``settings.out_dir``.
+    """
+    with (
+        ArchiveLock(settings.state_dir, purpose="verify"),
+        Manifest.open(settings.state_dir, create=False) as manifest,
+    ):
+        if on_total is not None:
+            on_total(sum(c.get(Status.DONE, 0) for c in manifest.status_counts().values()))
+        return verify_archive(manifest, settings.out_dir, progress=progress, store=store)
+
+
 # -- prune --------------------------------------------------------------------------------
 
 
@@ -339,6 +419,26 @@ class PruneResult:
     def bytes(self) -> int:
         """Bytes freed (or that would be freed)."""
         return sum(f.bytes for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``prune --json``."""
+        return {
+            "dry_run": self.dry_run,
+            "cutoff": _iso(self.cutoff),
+            "files": len(self.files),
+            "bytes": self.bytes,
+            "pruned": [
+                {
+                    "domain": f.domain,
+                    "log_name": f.log_name,
+                    "path": f.local_path,
+                    "hour_end": _iso(f.hour_end),
+                    "bytes": f.bytes,
+                }
+                for f in self.files
+            ],
+            "problems": [p.to_dict() for p in self.problems],
+        }
 
 
 def prune_archive(
@@ -434,6 +534,26 @@ def _remove_empty_parents(directory: Path, root: Path) -> None:
         directory = directory.parent
 
 
+def run_prune(
+    settings: Settings,
+    keep: timedelta,
+    *,
+    now: datetime,
+    dry_run: bool = False,
+    store: ObjectStore | None = None,
+) -> PruneResult:
+    """``prune``: :func:`prune_archive` under the archive lock.
+
+    :raises LockedError: another process holds the archive lock.
+    :raises ManifestError: there is no ledger under ``settings.out_dir``.
+    """
+    with (
+        ArchiveLock(settings.state_dir, purpose="prune"),
+        Manifest.open(settings.state_dir, create=False) as manifest,
+    ):
+        return prune_archive(manifest, settings.out_dir, keep, now, dry_run, store=store)
+
+
 # -- adopt --------------------------------------------------------------------------------
 
 #: Local file extensions adopt understands, and the format each one is.
@@ -460,6 +580,27 @@ class AdoptResult:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     unrecognised: list[Path] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """``adopt --json``."""
+        return {
+            "adopted": len(self.adopted),
+            "skipped": len(self.skipped),
+            "unrecognised": len(self.unrecognised),
+            "files": [
+                {
+                    "domain": a.domain,
+                    "log_name": a.log_name,
+                    "source": str(a.source),
+                    "path": a.local_path,
+                    "format": a.format,
+                    "action": a.action,
+                }
+                for a in self.adopted
+            ],
+            "skipped_files": [{"source": str(p), "reason": r} for p, r in self.skipped],
+            "unrecognised_files": [str(p) for p in self.unrecognised],
+        }
+
 
 def adopt_files(
     manifest: Manifest,
@@ -469,13 +610,16 @@ def adopt_files(
     layout: str,
     domains: Iterable[str] | None = None,
     move: bool = False,
+    max_inflated_bytes: int = MAX_INFLATED_BYTES,
 ) -> AdoptResult:
     """Record files already on disk as done so sync never fetches them again.
 
     Understands the old script's ``download/<LogName minus .gz>.txt`` and ``.log``/``.gz`` files
     named like LogNames, anywhere under ``source``. A file already inside ``out_dir`` is
     recorded where it is; any other is copied (or with ``move``, moved) into ``out_dir``'s
-    layout, keeping its format (text stays text, gzip stays gzip).
+    layout, keeping its format (text stays text, gzip stays gzip). A ``.gz`` file must pass
+    the checks sync's downloads pass (``cdnlogs.gzipcheck``, with ``max_inflated_bytes`` as
+    the inflate cap), or it is skipped with the reason sync would give.
     """
     wanted = set(domains) if domains else None
     root = out_dir.resolve()
@@ -504,7 +648,15 @@ def adopt_files(
             continue
         try:
             adopted = _adopt_one(
-                path, log_name, fmt, parsed.domain, parsed.start, root, layout, move
+                path,
+                log_name,
+                fmt,
+                parsed.domain,
+                parsed.start,
+                root,
+                layout,
+                move,
+                max_inflated_bytes,
             )
         except _Skip as skip:
             result.skipped.append((path, str(skip)))
@@ -533,6 +685,26 @@ def adopt_files(
             )
         )
     return result
+
+
+def run_adopt(
+    settings: Settings,
+    source: Path,
+    *,
+    domains: Iterable[str] | None = None,
+    move: bool = False,
+) -> AdoptResult:
+    """``adopt``: :func:`adopt_files` into ``settings.out_dir`` under the archive lock.
+
+    :raises LockedError: another process holds the archive lock.
+    """
+    with (
+        ArchiveLock(settings.state_dir, purpose="adopt"),
+        Manifest.open(settings.state_dir) as manifest,
+    ):
+        return adopt_files(
+            manifest, source, settings.out_dir, layout=settings.layout, domains=domains, move=move
+        )
 
 
 class _Skip(Exception):
@@ -609,15 +781,16 @@ def _adopt_one(
     root: Path,
     layout: str,
     move: bool,
+    max_inflated: int,
 ) -> _Placed:
-    sums = _checksums(path, fmt)
+    sums = _checksums(path, fmt, max_inflated)
     resolved = path.resolve()
     if resolved.is_relative_to(root):
         return _Placed(resolved.relative_to(root).as_posix(), "recorded", sums)
     rel = relative_path(layout, LayoutFields(domain, log_name, start), fmt)
     dest = resolve_inside(root, rel)
     if dest.exists():
-        if _checksums(dest, fmt) != sums:
+        if _checksums(dest, fmt, max_inflated) != sums:
             raise _Skip(f"a different file is already at {rel}")
         if move:
             path.unlink()
@@ -652,10 +825,10 @@ def _copy_durably(src: Path, dest: Path) -> None:
         raise
 
 
-def _checksums(path: Path, fmt: str) -> _Sums:
+def _checksums(path: Path, fmt: str, max_inflated: int = MAX_INFLATED_BYTES) -> _Sums:
     """sha256 of the file, and the size, checksum and lines of its text, in one read.
 
-    A gzip file must decode fully.
+    A gzip file must pass ``cdnlogs.gzipcheck`` (at most ``max_inflated`` plain bytes).
     """
     if fmt != "gz":
         # No gzip bytes survive for a plain file: its own sha256 stands in for the download's.
@@ -669,29 +842,17 @@ def _checksums(path: Path, fmt: str) -> _Sums:
                 size += len(chunk)
         return _Sums(digest.hexdigest(), size, checksum.hexdigest(), lines.result())
     raw, plain, lines = hashlib.sha256(), PlainChecksum(), LineCounter()
-    size = members = 0
-    in_member = False
-    decoder = zlib.decompressobj(wbits=31)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            raw.update(chunk)
-            data = chunk
-            # A log file may be several gzip members back to back.
-            while data:
-                in_member = True
-                try:
-                    out = decoder.decompress(data)
-                except zlib.error as exc:
-                    raise _Skip(f"not a valid gzip file: {exc}") from None
-                plain.update(out)
-                lines.feed(out)
-                size += len(out)
-                data = b""
-                if decoder.eof:
-                    members += 1
-                    in_member = False
-                    data = decoder.unused_data
-                    decoder = zlib.decompressobj(wbits=31)
-    if in_member or members == 0:
-        raise _Skip("truncated or empty gzip file")
+    # sync's verifier, so adopt accepts and refuses exactly the .gz files sync does.
+    verifier = GzipStreamVerifier(max_inflated=max_inflated)
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                raw.update(chunk)
+                for out in verifier.feed(chunk):
+                    plain.update(out)
+                    lines.feed(out)
+        verifier.finish()
+    except IncompleteDownloadError as exc:
+        raise _Skip(str(exc)) from None
+    size = verifier.inflated
     return _Sums(raw.hexdigest(), size, plain.hexdigest(), lines.result())

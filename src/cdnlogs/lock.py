@@ -1,4 +1,10 @@
-"""The archive lock: one writer (sync, verify, prune, adopt) per output directory at a time.
+"""The archive lock: one writer (sync, ingest, compact, verify, prune, adopt) per archive.
+
+The library's entry points take it themselves (``SyncRun.run``, ``ingest_archive``,
+``run_ingest``, ``compact_archive``, ``run_compact``, ``housekeeping.run_verify``/``run_prune``/
+``run_adopt``), so a library caller gets the CLI's guarantee; the CLI only calls them. It is
+not reentrant: a second acquire in the same process, even of another ArchiveLock object on the
+same archive, raises LockedError like one from another process.
 
 An ``fcntl.flock`` on ``OUT/.cdnlogs/lock``. The kernel drops a flock when the process that
 holds it dies, however it dies (SIGKILL, OOM, power loss), so a stale lock never blocks the
@@ -20,6 +26,7 @@ from types import TracebackType
 
 from cdnlogs.errors import LockedError, ManifestError
 from cdnlogs.storage import make_directory
+from cdnlogs.timeutil import iso_utc
 
 LOCK_NAME = "lock"
 
@@ -67,7 +74,7 @@ class ArchiveLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "purpose": self.purpose,
-            "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "started": iso_utc(datetime.now(UTC)),
         }
         # Rewritten in place under the lock; readers only use it for a message.
         os.ftruncate(fd, 0)

@@ -31,7 +31,7 @@ from cdnlogs.storage import check_directory_path, make_directory
 
 MANIFEST_NAME = "manifest.sqlite3"
 
-# Schema history (bump SCHEMA_VERSION and add an upgrade step in _configure for each change):
+# Schema history (bump SCHEMA_VERSION and add an upgrade step to _UPGRADES for each change):
 #   1  files (incl. plain_checksum and the ingest columns), runs, schema_version.
 #   2  files.plain_lines: the text's line count, taken by sync while inflating.
 #   3  files.store_url, store_etag, local_dropped_at: the file's object in the store (--store)

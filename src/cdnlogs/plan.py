@@ -1,10 +1,11 @@
-"""Decide what a sync fetches: a pure function of the listing, the ledger rows and ``now``.
+"""Decide what a sync fetches: a pure function of the listing and the ledger rows.
 
 [aws-cli syncstrategy] A listed file is fetched when the ledger lacks it or holds it as
 ``pending`` or ``failed``. ``done`` files are skipped, ``pruned`` ones are never fetched again
 (retention deleted them on purpose) and ``rejected`` ones stay rejected. A LogName that cannot be
 a plain local file name (or renders an unsafe path) is rejected here, before anything touches
-the disk. No network, no clock, no disk: the caller passes everything in.
+the disk. No network, no clock, no disk: the caller passes everything in. (A signed URL that
+has expired is found by the download, which re-lists: see :mod:`cdnlogs.signedurl`.)
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import PurePosixPath
 
 from cdnlogs.errors import UnsafeNameError
 from cdnlogs.manifest import FileRecord, Status
 from cdnlogs.models import LogFile
-from cdnlogs.signedurl import url_expires_at
 from cdnlogs.storage import relative_path
 
 #: Ledger statuses whose files are (re)fetched.
@@ -31,8 +30,6 @@ class FetchTask:
 
     log_file: LogFile
     relative_path: PurePosixPath
-    #: ``new`` (never seen), ``pending`` or ``failed`` (a retry of an earlier run).
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -53,8 +50,6 @@ class Plan:
     rejected: list[Rejection] = field(default_factory=list)
     #: Listed files left alone, by ledger status (``done``, ``pruned``).
     skipped: Counter[str] = field(default_factory=Counter)
-    #: Fetch tasks whose signed URL had already expired at ``now`` (a re-list is due).
-    expired_urls: int = 0
 
     @property
     def new_rejections(self) -> list[Rejection]:
@@ -73,7 +68,6 @@ def plan_fetches(
     *,
     layout: str,
     fmt: str,
-    now: datetime | None = None,
 ) -> Plan:
     """Turn a listing and the ledger's rows into a :class:`Plan`.
 
@@ -81,7 +75,6 @@ def plan_fetches(
     :param records: ledger rows for those domains (others are ignored).
     :param layout: the path template (see :func:`cdnlogs.storage.relative_path`).
     :param fmt: ``log`` or ``gz``.
-    :param now: flags tasks whose signed URL (``Expires=``) is already past at ``now``.
     :raises ConfigError: for a bad layout or format (nothing could be placed).
     """
     by_key = {(r.domain, r.log_name): r for r in records}
@@ -106,10 +99,5 @@ def plan_fetches(
         except UnsafeNameError as exc:
             plan.rejected.append(Rejection(log_file, exc.message, known=False))
             continue
-        reason = "new" if status is None else str(status)
-        plan.fetch.append(FetchTask(log_file, rel, reason))
-        if now is not None:
-            expiry = url_expires_at(log_file.url)
-            if expiry is not None and expiry <= now.timestamp():
-                plan.expired_urls += 1
+        plan.fetch.append(FetchTask(log_file, rel))
     return plan

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 from cdnlogs.models import PROVIDER_TZ
-from cdnlogs.timeutil import iso_utc
+from cdnlogs.timeutil import floor_hour, iso_utc
 
 #: Billed/monitored traffic is about 1.1x the logged response bytes (7-15%, per Aliyun).
 DEFAULT_FACTOR = 1.1
@@ -326,23 +326,9 @@ def settled_window(
     Hours younger than ``settle`` are left out: the provider's hourly data arrives after about
     4 hours and offline log files can be up to 24 hours late.
     """
-    first = _floor_hour(start.astimezone(UTC))
-    last = min(_floor_hour(end.astimezone(UTC)), _floor_hour((now - settle).astimezone(UTC)))
+    first = floor_hour(start.astimezone(UTC))
+    last = min(floor_hour(end.astimezone(UTC)), floor_hour((now - settle).astimezone(UTC)))
     return first, last
-
-
-def hours_of(start: datetime, end: datetime) -> list[datetime]:
-    """Every UTC hour start in ``[start, end)`` (both already on hour boundaries)."""
-    out = []
-    current = start
-    while current < end:
-        out.append(current)
-        current += timedelta(hours=1)
-    return out
-
-
-def _floor_hour(value: datetime) -> datetime:
-    return value.replace(minute=0, second=0, microsecond=0)
 
 
 def _num(value: int | None) -> float | None:

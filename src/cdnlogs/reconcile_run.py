@@ -27,11 +27,10 @@ from cdnlogs.providers.base import HourlyCounts, MonitoringProvider
 from cdnlogs.reconcile import (
     ReconcileOptions,
     ReconcileResult,
-    hours_of,
     judge_domain,
     settled_window,
 )
-from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
+from cdnlogs.timeutil import hours_between, iso_utc, parse_duration, resolve_window
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +49,8 @@ def reconcile_window(settings: Settings, now: datetime) -> tuple[datetime, datet
 
     UsageError when no settled hour is left (the window is younger than ``reconcile_settle``).
     """
-    until = parse_when(settings.until, now=now) if settings.until else now
-    since = (
-        parse_when(settings.since, now=now)
-        if settings.since
-        else now - parse_duration(settings.lookback)
+    since, until = resolve_window(
+        settings.since, settings.until, now=now, default=parse_duration(settings.lookback)
     )
     settle = parse_duration(settings.reconcile_settle)
     start, end = settled_window(since, until, now=now, settle=settle)
@@ -102,7 +98,7 @@ def run_reconcile(
                     not_ingested[name] += 1
     logged = _logged_counts(settings, names, start, end)
     result = ReconcileResult(product=settings.product, start=start, end=end, options=options)
-    hours = hours_of(start, end)
+    hours = hours_between(start, end)
     for name in names:
         counts: HourlyCounts = provider.hourly_counts(name, start, end)
         result.request_ids.extend(counts.request_ids)

@@ -35,6 +35,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from cdnlogs.config import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_READ_TIMEOUT_SECONDS,
+    DEFAULT_STORE_ATTEMPTS,
+)
 from cdnlogs.errors import (
     CdnLogsError,
     ConfigError,
@@ -129,11 +134,6 @@ class StoreUrl:
         return StoreUrl(self.bucket, self.key(relative))
 
 
-def is_store_url(text: str | Path | None) -> bool:
-    """True when ``text`` is an ``s3://`` URL (as a ``--dataset`` or ``--store`` value)."""
-    return isinstance(text, str) and text.strip().lower().startswith(f"{SCHEME}://")
-
-
 def parse_store_url(text: str) -> StoreUrl:
     """Read ``s3://bucket[/prefix]``; ConfigError naming what is wrong."""
     raw = text.strip()
@@ -172,9 +172,9 @@ class StoreConnection:
     session_token: str | None = field(default=None, repr=False)
     #: Where the credential came from, for messages (``the S3 credential chain`` ...).
     credential_source: str = "the S3 credential chain"
-    connect_timeout_seconds: float = 10.0
-    read_timeout_seconds: float = 60.0
-    attempts: int = 5
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
+    attempts: int = DEFAULT_STORE_ATTEMPTS
 
     @property
     def shown_endpoint(self) -> str:
@@ -610,7 +610,9 @@ def translate_error(exc: BaseException, where: str, connection: StoreConnection)
             return StoreConfigError(
                 f"{where} is in another region than {connection.region or 'the default'}"
                 f" at {endpoint}: {detail}",
-                hint=f"set store_region = {region!r}"
+                # botocore has already retried in the region S3 named: the endpoint is the
+                # other region's (a regional endpoint, as OSS's always are).
+                hint=f"set store_region = {region!r} and a store_endpoint of that region"
                 if region
                 else "set store_region and store_endpoint to the bucket's region",
             )

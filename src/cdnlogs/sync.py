@@ -28,12 +28,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 
+from cdnlogs import timeutil
 from cdnlogs.config import Settings
 from cdnlogs.errors import CdnLogsError, ConfigError, UnsafeNameError, UrlExpiredError, UsageError
 from cdnlogs.lock import ArchiveLock
@@ -42,11 +43,10 @@ from cdnlogs.models import Listing
 from cdnlogs.plan import FetchTask, Plan, plan_fetches
 from cdnlogs.providers.base import Provider
 from cdnlogs.redact import redact_text
-from cdnlogs.retry import RetryPolicy
 from cdnlogs.shard import Shard, resolve_shard, shard_settings
 from cdnlogs.storage import FORMATS, make_directory, resolve_inside, validate_layout
 from cdnlogs.store import ObjectStore, StoredObject
-from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
+from cdnlogs.timeutil import iso_utc, parse_duration
 from cdnlogs.transfer import (
     DEFAULT_RETRY_POLICY,
     Downloader,
@@ -56,6 +56,10 @@ from cdnlogs.transfer import (
     TransferConfig,
     make_session,
 )
+
+if TYPE_CHECKING:  # duckdb is imported only when an ingest runs
+    from cdnlogs.ingest import IngestRun, IngestSummary
+    from cdnlogs.ingest.archive import IngestCallbacks
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +159,13 @@ class SyncSummary:
         """Every rejected file of every domain."""
         return [p for d in self.domains for p in d.rejected]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON summary: totals first, then per-domain details."""
-        return {
+    def to_dict(self, ingested: IngestSummary | None = None) -> dict[str, Any]:
+        """The JSON summary: totals first, then per-domain details, then ``ingested``'s.
+
+        ``sync --json`` and each ``watch --json`` tick print this (with ``--ingest``, the
+        ingest that followed as ``ingest``).
+        """
+        data = {
             "ok": self.ok,
             "out": self.out_dir,
             "start": self.start,
@@ -196,33 +204,29 @@ class SyncSummary:
                 for d in self.domains
             ],
         }
+        if ingested is not None:
+            data["ingest"] = ingested.to_dict()
+        return data
 
 
 def resolve_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
-    """``[since, until)`` from the settings: the look-back up to ``now`` by default."""
-    end = parse_when(settings.until, now=now) if settings.until else now.astimezone(UTC)
-    if settings.since:
-        start = parse_when(settings.since, now=now)
-    else:
-        start = (now - parse_duration(settings.lookback)).astimezone(UTC)
-    if start >= end:
-        raise UsageError(f"--since {iso_utc(start)} is not before --until {iso_utc(end)}")
-    return start, end
+    """``sync``'s ``[since, until)``: the look-back up to ``now`` by default.
+
+    See :func:`cdnlogs.timeutil.resolve_window` (the one rule every command's window follows).
+    """
+    return timeutil.resolve_window(
+        settings.since, settings.until, now=now, default=parse_duration(settings.lookback)
+    )
 
 
 def transfer_config(settings: Settings) -> TransferConfig:
     """The downloader's tunables from the settings (concurrency, timeouts, attempts, pace)."""
-    retry: RetryPolicy = DEFAULT_RETRY_POLICY
     return TransferConfig(
         max_workers=settings.concurrency,
         connect_timeout_seconds=settings.connect_timeout_seconds,
         read_timeout_seconds=settings.read_timeout_seconds,
-        retry=RetryPolicy(
-            attempts=settings.download_attempts,
-            base_delay_seconds=retry.base_delay_seconds,
-            max_delay_seconds=retry.max_delay_seconds,
-            max_elapsed_seconds=retry.max_elapsed_seconds,
-        ),
+        # The downloader's backoff, with the attempts the settings give.
+        retry=replace(DEFAULT_RETRY_POLICY, attempts=settings.download_attempts),
         min_speed_bytes_per_second=settings.download_min_speed_bytes_per_second,
         min_speed_seconds=settings.download_min_speed_seconds,
         max_attempt_seconds=settings.download_max_seconds,
@@ -275,7 +279,7 @@ class SyncRun:
     """One sync over an archive; build it, then call :meth:`run` once.
 
     :param settings: the loaded settings (window, domains, out dir, format, layout, ...).
-    :param provider: where listings come from (e.g. ``providers.aliyun.make_provider``).
+    :param provider: where listings come from (e.g. :func:`make_sync_provider`).
     :param session: HTTP session for downloads (default :func:`~cdnlogs.transfer.make_session`).
     :param config: downloader tunables (default from the settings).
     :param callbacks: progress subscriber (the CLI's progress bar).
@@ -446,7 +450,6 @@ class SyncRun:
             manifest.records(domain),
             layout=self.settings.layout,
             fmt=self.settings.format,
-            now=self.now,
         )
         summary = DomainSummary(
             domain=domain,
@@ -454,12 +457,12 @@ class SyncRun:
             skipped=sum(plan.skipped.values()),
             clamped_from=iso_utc(listing.clamped_from) if listing.clamped_from else None,
         )
-        for rejection in plan.rejected:
-            name = rejection.log_file.name
-            summary.rejected.append(FileProblem(domain, name, rejection.reason))
-            if not rejection.known:
-                log.warning("rejected %s: %s", domain, rejection.reason)
-                manifest.mark_rejected(domain, name, rejection.reason)
+        summary.rejected.extend(
+            FileProblem(domain, r.log_file.name, r.reason) for r in plan.rejected
+        )
+        for rejection in plan.new_rejections:  # known ones were warned about when first seen
+            log.warning("rejected %s: %s", domain, rejection.reason)
+            manifest.mark_rejected(domain, rejection.log_file.name, rejection.reason)
         self.callbacks.on_planned(domain, len(plan.fetch), plan.fetch_bytes)
         return _DomainState(summary, listing, plan)
 
@@ -481,7 +484,6 @@ class SyncRun:
             manifest.records(domain),
             layout=self.settings.layout,
             fmt=self.settings.format,
-            now=self.now,
         )
         gone = wanted - {f.name for f in fresh}
         for name in sorted(gone):
@@ -624,26 +626,66 @@ def _default_prune(
     return len(result.files)
 
 
-def run_sync(
+#: One sync given its progress subscriber (None: none); see :func:`sync_and_ingest`.
+SyncStep = Callable[[SyncCallbacks | None], "SyncSummary"]
+#: One ingest given its progress subscriber (None: none).
+IngestStep = Callable[["IngestCallbacks | None"], "IngestRun"]
+
+
+def sync_and_ingest(
     settings: Settings,
     provider: Provider,
     *,
-    session: requests.Session | None = None,
-    config: TransferConfig | None = None,
-    callbacks: SyncCallbacks | None = None,
     now: datetime | None = None,
-) -> SyncSummary:
-    """Run one sync (see :class:`SyncRun`) and return its summary."""
-    return SyncRun(
-        settings, provider, session=session, config=config, callbacks=callbacks, now=now
-    ).run()
+    with_sync_progress: Callable[[SyncStep], SyncSummary] | None = None,
+    with_ingest_progress: Callable[[IngestStep], IngestRun] | None = None,
+    on_synced: Callable[[SyncSummary], None] | None = None,
+) -> tuple[SyncSummary, IngestRun | None]:
+    """``sync`` (and each ``watch`` tick): one :class:`SyncRun`, then, with
+    ``settings.ingest_after_sync``, :func:`cdnlogs.ingest.run_ingest` of what it fetched.
+
+    Each step takes the archive lock itself; the ingest runs even when some downloads failed
+    (the failed files are simply not there to ingest). With ``store_drop_local``, local copies
+    are dropped after the ingest has read them rather than at upload.
+
+    :param with_sync_progress: runs the sync step, giving it a progress subscriber (a UI's
+        progress bar lives exactly as long as the step); default: no subscriber.
+    :param with_ingest_progress: the same for the ingest step.
+    :param on_synced: called with the sync's summary before the ingest starts, so a caller
+        can record the sync even when the ingest then raises.
+    :returns: the sync's summary and the ingest's outcome (None without ``ingest_after_sync``).
+    """
+    ingest = settings.ingest_after_sync
+    drop_now = settings.store_drop_local and not ingest
+
+    def sync_step(callbacks: SyncCallbacks | None) -> SyncSummary:
+        return SyncRun(settings, provider, callbacks=callbacks, now=now, drop_local=drop_now).run()
+
+    summary = with_sync_progress(sync_step) if with_sync_progress else sync_step(None)
+    if on_synced is not None:
+        on_synced(summary)
+    if not ingest:
+        return summary, None
+    from cdnlogs.ingest import run_ingest  # duckdb: imported only when there is an ingest
+
+    def ingest_step(callbacks: IngestCallbacks | None) -> IngestRun:
+        return run_ingest(
+            settings,
+            now=now or datetime.now(UTC),
+            callbacks=callbacks,
+            drop_local=True,
+            refresh_snapshot=True,
+        )
+
+    ingested = with_ingest_progress(ingest_step) if with_ingest_progress else ingest_step(None)
+    return summary, ingested
 
 
 def make_sync_provider(settings: Settings) -> Provider:
-    """The Aliyun provider for ``settings`` (the SDK is imported only when a sync runs).
+    """:func:`cdnlogs.providers.make_provider` for this worker's shard of ``settings``.
 
     A shard's provider calls the API at ``api_rate / N``: the N workers share the account's limit.
     """
-    from cdnlogs.providers.aliyun import make_provider
+    from cdnlogs.providers import make_provider
 
     return make_provider(shard_settings(settings, resolve_shard(settings)))

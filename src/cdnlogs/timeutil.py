@@ -1,4 +1,4 @@
-"""Parsing of user-given times (ISO-8601 or relative like ``36h``) and hour arithmetic.
+"""Parsing of user-given times (ISO-8601 or relative like ``36h``), windows, hour arithmetic.
 
 Pure functions: the caller passes ``now``.
 """
@@ -42,9 +42,34 @@ def parse_when(text: str, *, now: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def resolve_window(
+    since: str | None, until: str | None, *, now: datetime, default: timedelta
+) -> tuple[datetime, datetime]:
+    """The ``[since, until)`` window of a command's ``--since``/``--until``, in aware UTC.
+
+    ``until`` defaults to ``now``; ``since`` to ``now - default`` (the look-back for ``sync``
+    and ``reconcile``, the last 24 hours for ``list``), whatever ``until`` is: the default
+    window is always "the last <default>", as the docs say, so ``--until`` alone only cuts it
+    short. An empty window is a UsageError.
+    """
+    end = parse_when(until, now=now) if until else now.astimezone(UTC)
+    start = parse_when(since, now=now) if since else (now - default).astimezone(UTC)
+    if start >= end:
+        raise UsageError(
+            f"the window is empty: --since {iso_utc(start)} is not before --until {iso_utc(end)}"
+        )
+    return start, end
+
+
 def floor_hour(value: datetime) -> datetime:
     """Truncate to the start of the hour."""
     return value.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(value: datetime) -> datetime:
+    """The start of the next hour, unless ``value`` is already on one."""
+    floor = floor_hour(value)
+    return floor if floor == value else floor + timedelta(hours=1)
 
 
 def iso_utc(value: datetime) -> str:

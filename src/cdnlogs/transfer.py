@@ -10,9 +10,9 @@ Per file, in one pass over the network stream:
 
 * the raw body is read with ``decode_content=False`` so the bytes are exactly what the log host
   stored; their count must equal the listed LogSize and their sha256 is computed on the way;
-* the gzip stream (several members allowed) is inflated with ``isal`` (stdlib ``zlib`` when isal
-  is missing) with a bounded output size per call, so memory does not grow with the file; every
-  member's CRC and length are checked by the decompressor;
+* the gzip stream is checked and inflated by ``cdnlogs.gzipcheck`` (the rules ``adopt`` uses
+  too: several members, zero padding, a bounded output size per call so memory does not grow
+  with the file, a cap on the plain size; every member's CRC and length);
 * the output (the plain text for ``log``, the untouched gzip bytes for ``gz``) goes to
   ``<name>.<random>.part`` in the destination directory, which is fsynced, renamed over the final
   name with ``os.replace`` and followed by an fsync of the directory. On any failure the ``.part``
@@ -54,9 +54,7 @@ import secrets
 import socket
 import threading
 import time
-import types
 import weakref
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -72,6 +70,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from cdnlogs.checksum import PlainChecksum
 from cdnlogs.config import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_DOWNLOAD_ATTEMPTS,
     DEFAULT_DOWNLOAD_MAX_SECONDS,
@@ -87,23 +86,12 @@ from cdnlogs.errors import (
     TransferError,
     UrlExpiredError,
 )
+from cdnlogs.gzipcheck import INFLATE_PIECE_BYTES, MAX_INFLATED_BYTES, GzipStreamVerifier
 from cdnlogs.linecount import LineCounter
 from cdnlogs.redact import redact_url
 from cdnlogs.retry import RetryPolicy
 from cdnlogs.signedurl import origin_text, url_expires_at, url_origin
 from cdnlogs.storage import fsync_dir
-
-_inflate_module: types.ModuleType
-try:  # isal inflates about 3x faster than zlib; both have the same decompressobj API.
-    from isal import isal_zlib
-
-    _inflate_module = isal_zlib
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    _inflate_module = zlib
-_INFLATE_ERRORS: tuple[type[BaseException], ...] = (
-    getattr(_inflate_module, "error", zlib.error),
-    zlib.error,
-)
 
 _FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
@@ -112,10 +100,10 @@ log = logging.getLogger(__name__)
 KiB = 1024
 MiB = 1024 * KiB
 
-DEFAULT_MAX_WORKERS = 8
+DEFAULT_MAX_WORKERS = DEFAULT_CONCURRENCY
 DEFAULT_CHUNK_SIZE = 1 * MiB
-#: Largest piece of plain text inflated per call: caps memory for highly compressible logs.
-DEFAULT_INFLATE_OUTPUT_SIZE = 2 * MiB
+#: Largest piece of plain text inflated per call (the verifier's, shared with adopt).
+DEFAULT_INFLATE_OUTPUT_SIZE = INFLATE_PIECE_BYTES
 #: Start writeback of a ``.part`` file every this many bytes (see ``_Partial.write``).
 DEFAULT_WRITEBACK_BYTES = 16 * MiB
 DEFAULT_NOT_FOUND_ATTEMPTS = 2
@@ -131,8 +119,6 @@ DEFAULT_RETRY_POLICY = RetryPolicy(
     max_elapsed_seconds=300.0,
 )
 
-_GZIP_WBITS = 31  # zlib: expect a gzip header and trailer
-_GZIP_MAGIC = b"\x1f\x8b"
 # Only these are transient; anything else is a bug or a permanent condition. [s3transfer]
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
@@ -151,6 +137,8 @@ class TransferConfig:
     max_workers: int = DEFAULT_MAX_WORKERS
     chunk_size: int = DEFAULT_CHUNK_SIZE
     inflate_output_size: int = DEFAULT_INFLATE_OUTPUT_SIZE
+    #: A download inflating to more plain text than this is refused (see ``cdnlogs.gzipcheck``).
+    max_inflated_bytes: int = MAX_INFLATED_BYTES
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
@@ -233,56 +221,6 @@ class NullCallbacks:
         """Ignore."""
 
 
-class GzipStreamVerifier:
-    """Inflate a (multi-member) gzip stream piece by piece, checking every CRC and length.
-
-    ``feed`` yields plain-text pieces of at most ``max_output`` bytes; ``finish`` raises
-    IncompleteDownloadError unless the stream ended exactly at the end of a member
-    (zero padding after the last member is accepted, as gzip(1) does).
-    """
-
-    def __init__(self, max_output: int = DEFAULT_INFLATE_OUTPUT_SIZE) -> None:
-        self._max_output = max_output
-        self._inflater: Any = _inflate_module.decompressobj(wbits=_GZIP_WBITS)
-        self._started = False  # bytes of the current member seen
-        self._members = 0
-        self._padding = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        """Inflate ``data``; yield the plain text it completes."""
-        while data:
-            if self._padding:
-                if data.strip(b"\x00"):
-                    raise IncompleteDownloadError("corrupt gzip: data after the zero padding")
-                return
-            if self._inflater.eof:
-                # The previous member ended cleanly: what follows is a new member or padding.
-                if data[:1] == b"\x00":
-                    self._padding = True
-                    continue
-                self._inflater = _inflate_module.decompressobj(wbits=_GZIP_WBITS)
-                self._started = False
-            if not self._started and len(data) >= 2 and data[:2] != _GZIP_MAGIC:
-                raise IncompleteDownloadError("corrupt gzip: not a gzip member header")
-            self._started = True
-            try:
-                out = self._inflater.decompress(data, self._max_output)
-            except _INFLATE_ERRORS as exc:
-                raise IncompleteDownloadError(f"corrupt gzip: {exc}") from None
-            if out:
-                yield out
-            if self._inflater.eof:
-                self._members += 1
-                data = self._inflater.unused_data
-            else:
-                data = self._inflater.unconsumed_tail
-
-    def finish(self) -> None:
-        """Raise unless the stream ended at the end of a member."""
-        if self._members == 0 or (self._started and not self._inflater.eof):
-            raise IncompleteDownloadError("corrupt gzip: the stream ends inside a member")
-
-
 @dataclass
 class _Partial:
     """A file being received: the open ``.part`` file and everything needed to resume it."""
@@ -290,6 +228,7 @@ class _Partial:
     part_path: Path
     handle: IO[bytes]
     max_output: int
+    max_inflated: int = MAX_INFLATED_BYTES
     received: int = 0
     plain_size: int = 0
     writeback_bytes: int = DEFAULT_WRITEBACK_BYTES
@@ -303,7 +242,7 @@ class _Partial:
     verifier: GzipStreamVerifier = field(init=False)
 
     def __post_init__(self) -> None:
-        self.verifier = GzipStreamVerifier(self.max_output)
+        self.verifier = GzipStreamVerifier(self.max_output, self.max_inflated)
 
     def write(self, data: bytes) -> None:
         """Append to the ``.part`` file, handing full stretches to the disk as we go."""
@@ -331,7 +270,7 @@ class _Partial:
         self.gz_hash = hashlib.sha256()
         self.plain_hash = PlainChecksum()
         self.lines = LineCounter()
-        self.verifier = GzipStreamVerifier(self.max_output)
+        self.verifier = GzipStreamVerifier(self.max_output, self.max_inflated)
         return lost
 
     def discard(self) -> None:
@@ -441,8 +380,8 @@ class Downloader:
     """Fetch DownloadTasks on a bounded thread pool; see the module docstring for the rules.
 
     :param session: a requests Session (see :func:`make_session`); shared by the workers.
-    :param config: tunables.
-    :param sleep: how to wait between retries (tests may pass a faster one).
+    :param config: tunables (a test passes a fast retry policy rather than a fake sleep: the
+        wait between retries is on the cancel event, so :meth:`cancel` cuts it short).
     :param wall_clock: Unix time, to check ``Expires=`` before a request.
     """
 
@@ -614,7 +553,12 @@ class Downloader:
         part = destination.with_name(f"{destination.name}.{secrets.token_hex(6)}.part")
         fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         handle = os.fdopen(fd, "w+b")
-        return _Partial(part_path=part, handle=handle, max_output=self.config.inflate_output_size)
+        return _Partial(
+            part_path=part,
+            handle=handle,
+            max_output=self.config.inflate_output_size,
+            max_inflated=self.config.max_inflated_bytes,
+        )
 
     @staticmethod
     def _commit(partial: _Partial, destination: Path) -> None:

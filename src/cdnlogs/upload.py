@@ -24,13 +24,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdnlogs.errors import CdnLogsError, StoreError
 from cdnlogs.manifest import MANIFEST_NAME, FileRecord, Manifest, Status
 from cdnlogs.shard import Shard
 from cdnlogs.storage import fsync_dir, resolve_inside
 from cdnlogs.store import ObjectStore, StoredObject
+
+if TYPE_CHECKING:
+    from cdnlogs.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +215,17 @@ def upload_snapshot(manifest: Manifest, store: ObjectStore, shard: Shard | None)
         copy = Path(tmp) / MANIFEST_NAME
         manifest.snapshot(copy)
         return store.put_file(copy, snapshot_key(shard))
+
+
+def refresh_snapshot(settings: Settings) -> StoredObject:
+    """Upload the shard's snapshot again after work that followed the sync (``sync --ingest``:
+    ingest, compaction, publish, dropped copies), so a new disk restores all of it."""
+    from cdnlogs.shard import resolve_shard
+    from cdnlogs.store import open_store
+
+    store = open_store(settings)
+    with Manifest.open(settings.state_dir, create=False) as manifest:
+        return upload_snapshot(manifest, store, resolve_shard(settings))
 
 
 def restore_snapshot(

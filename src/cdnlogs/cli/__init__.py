@@ -109,9 +109,23 @@ def _interrupted_status(terminated: bool) -> ExitStatus:
     return ExitStatus.INTERRUPTED
 
 
+def _debug_requested(args: list[str]) -> bool:
+    """Whether the group's ``--debug`` flag was given, as click parses the group's options.
+
+    Parsed up front, before any command runs: an error can come before the group's callback
+    (importing a command's module) or outside any context, and a ``--debug`` that is only a
+    command's argument (``query 'SELECT ...' -- --debug``) is not the flag.
+    """
+    try:
+        with cli.make_context("cdnlogs", list(args), resilient_parsing=True) as ctx:
+            return bool(ctx.params.get("debug"))
+    except (click.exceptions.ClickException, click.exceptions.Exit):
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and turn every outcome into an exit status."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = _debug_requested(argv if argv is not None else sys.argv[1:])
     try:
         # With standalone_mode=False click returns (not raises) the code of ctx.exit(n).
         with sigterm_as_interrupt():

@@ -5,15 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import duckdb
 
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import operated_run, ops_options
 from cdnlogs.cli.options import (
@@ -28,14 +29,15 @@ from cdnlogs.cli.options import (
 from cdnlogs.dataset import RemoteDataset, connect, dataset_root
 from cdnlogs.errors import CdnLogsError, ExitStatus, UsageError
 from cdnlogs.export import EXPORT_FORMATS, ExportFilter, export_logs
-from cdnlogs.ingest import DEFAULT_JOBS, IngestSummary, ingest_archive
-from cdnlogs.lock import ArchiveLock
+from cdnlogs.ingest import DEFAULT_JOBS, IngestRun, run_ingest
+from cdnlogs.timeutil import parse_duration, parse_when
 
 if TYPE_CHECKING:
     from cdnlogs.compaction import CompactSummary
-    from cdnlogs.config import Settings
+    from cdnlogs.ingest.archive import IngestCallbacks
     from cdnlogs.publish import PublishSummary
-from cdnlogs.timeutil import parse_duration, parse_when
+
+T = TypeVar("T")
 
 #: Rows ``query --format table`` shows before saying how many it left out.
 TABLE_ROW_LIMIT = 1000
@@ -123,19 +125,17 @@ def ingest_command(
     )
     if settings.dataset_keep:
         parse_duration(settings.dataset_keep)  # a bad value fails before any work
-    compacted = None
     with operated_run(settings, "ingest") as run:
-        with ArchiveLock(settings.state_dir, purpose="ingest"):
-            summary = ingest_with_progress(app, settings, as_json=as_json)
-            if settings.compact_after_ingest:
-                from cdnlogs.compaction import compact_archive
-
-                compacted = compact_archive(settings, now=datetime.now(UTC))
-            published = _publish(settings)
+        ingested = ingest_with_progress(
+            app,
+            lambda cb: run_ingest(settings, now=datetime.now(UTC), callbacks=cb),
+            as_json=as_json,
+        )
+        summary = ingested.summary
         run.summary = summary.to_dict()
         run.files_failed = len(summary.failed)
         run.headline = f"ingested {summary.files} file(s), {summary.rows:,} rows"
-        _report_ingest(app, summary, as_json=as_json, compacted=compacted, published=published)
+        _report_ingest(app, ingested, as_json=as_json)
         if summary.failed:
             sys.exit(ExitStatus.PARTIAL)
 
@@ -163,48 +163,21 @@ class _IngestProgress:
         self._progress.update(self._task, advance=nbytes, description=self._describe())
 
 
-def ingest_with_progress(app: AppContext, settings: Any, *, as_json: bool) -> IngestSummary:
-    """``ingest_archive`` with a progress bar on a terminal's stderr; quietly otherwise."""
+def ingest_with_progress(
+    app: AppContext, step: Callable[[IngestCallbacks | None], T], *, as_json: bool
+) -> T:
+    """Run an ingest ``step`` with a progress bar on a terminal's stderr; quietly otherwise."""
     if as_json or not app.interactive:
-        return ingest_archive(settings, now=datetime.now(UTC))
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(file=app.stderr),
-        transient=True,
-    ) as progress:
-        return ingest_archive(settings, now=datetime.now(UTC), callbacks=_IngestProgress(progress))
+        return step(None)
+    with render.bytes_progress(app) as progress:
+        return step(_IngestProgress(progress))
 
 
-def _report_ingest(
-    app: AppContext,
-    summary: IngestSummary,
-    *,
-    as_json: bool,
-    compacted: CompactSummary | None = None,
-    published: PublishSummary | None = None,
-) -> None:
+def _report_ingest(app: AppContext, ingested: IngestRun, *, as_json: bool) -> None:
     if as_json:
-        data = summary.to_dict()
-        if compacted is not None:
-            data["compaction"] = compacted.to_dict()
-        if published is not None:
-            data["publish"] = published.to_dict()
-        click.echo(json.dumps(data, indent=2), file=app.stdout)
+        click.echo(json.dumps(ingested.to_dict(), indent=2), file=app.stdout)
         return
+    summary, compacted, published = ingested.summary, ingested.compacted, ingested.published
     rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(
         f"Ingested {summary.files} file(s): {summary.rows:,} rows, {summary.rejects:,} rejected "
@@ -260,30 +233,16 @@ def compact_command(
     compacted file holds, so ingest stays idempotent, and a late or re-downloaded file for a
     compacted day is folded in by the next compaction.
     """
-    from cdnlogs.compaction import compact_archive
+    from cdnlogs.compaction import run_compact
 
     settings = make_settings(config_path, out_dir=out_dir, dataset=dataset, compact_settle=settle)
-    with ArchiveLock(settings.state_dir, purpose="compact"):
-        summary = compact_archive(settings, now=datetime.now(UTC), domains=domains)
-        published = _publish(settings)
+    compacted = run_compact(settings, now=datetime.now(UTC), domains=domains)
     if as_json:
-        data = summary.to_dict()
-        if published is not None:
-            data["publish"] = published.to_dict()
-        click.echo(json.dumps(data, indent=2), file=app.stdout)
+        click.echo(json.dumps(compacted.to_dict(), indent=2), file=app.stdout)
     else:
-        _report_compact(app, summary)
-        if published is not None:
-            _report_publish(app, published)
-
-
-def _publish(settings: Settings) -> PublishSummary | None:
-    """Upload the local dataset's changes to its s3:// URL (when the dataset has one)."""
-    if settings.dataset_url is None:
-        return None
-    from cdnlogs.publish import publish_archive_dataset
-
-    return publish_archive_dataset(settings)
+        _report_compact(app, compacted.summary)
+        if compacted.published is not None:
+            _report_publish(app, compacted.published)
 
 
 def _report_publish(app: AppContext, summary: PublishSummary) -> None:
@@ -390,13 +349,12 @@ def _text(value: Any) -> str:
 
 
 def _print_table(app: AppContext, names: list[str], rows: list[tuple[Any, ...]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(*names, show_lines=False)
     for row in rows[:TABLE_ROW_LIMIT]:
         table.add_row(*("NULL" if v is None else _text(v) for v in row))
-    console = Console(file=app.stdout, width=None if app.stdout.isatty() else 160)
+    console = render.console(app.stdout, plain_width=160)
     console.print(table)
     if len(rows) > TABLE_ROW_LIMIT:
         console.print(

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import RunRecorder, operated_run, ops_options
 from cdnlogs.cli.options import (
@@ -26,8 +30,9 @@ from cdnlogs.cli.options import (
     verbose_option,
     window_options,
 )
+from cdnlogs.cli.render import human_bytes
 from cdnlogs.config import Settings
-from cdnlogs.errors import PartialSyncError
+from cdnlogs.errors import IngestIncompleteError, PartialSyncError
 from cdnlogs.sync import SyncCallbacks, SyncSummary
 from cdnlogs.transfer import DownloadResult, DownloadTask
 
@@ -168,60 +173,42 @@ def sync_once(
     """One sync (and ingest, with ``ingest_after_sync``) as ``sync`` and each watch tick run it.
 
     Fills ``run`` for the metrics and heartbeats, reports, then raises PartialSyncError
-    (exit 5) when files failed to download or to ingest.
+    (exit 5) when files failed to download, or IngestIncompleteError (its subclass, exit 5)
+    when they failed to ingest.
     """
-    from cdnlogs.sync import SyncRun, make_sync_provider
+    from cdnlogs.cli.analysis import ingest_with_progress
+    from cdnlogs.sync import make_sync_provider, sync_and_ingest
 
-    provider = make_sync_provider(settings)
-    # With --ingest, local copies are dropped after the ingest has read them.
-    drop_now = settings.store_drop_local and not settings.ingest_after_sync
-    summary = _run_with_progress(
-        app,
-        lambda cb: SyncRun(settings, provider, callbacks=cb, drop_local=drop_now).run(),
-        as_json=not progress,
-    )
-    run.summary = summary.to_dict()
-    run.files_failed = len(summary.failed)
-    run.headline = (
-        f"{summary.total('fetched')} fetched, {summary.total('skipped')} already present, "
-        f"{len(summary.failed)} failed"
-    )
-    ingested = None
-    if settings.ingest_after_sync:
+    def headline(summary: SyncSummary) -> str:
+        return (
+            f"{summary.total('fetched')} fetched, {summary.total('skipped')} already present, "
+            f"{len(summary.failed)} failed"
+        )
+
+    def synced(summary: SyncSummary) -> None:
         # The sync is recorded even if the ingest stops the run.
-        ingested = _ingest_after_sync(app, settings, as_json=not progress)
-        run.summary["ingest"] = ingested.to_dict()
-        run.files_failed += len(ingested.failed)
-        run.headline += f"; ingested {ingested.files} file(s), {len(ingested.failed)} failed"
+        run.summary = summary.to_dict()
+        run.files_failed = len(summary.failed)
+        run.headline = headline(summary)
+
+    summary, ingest_run = sync_and_ingest(
+        settings,
+        make_sync_provider(settings),
+        with_sync_progress=lambda step: _run_with_progress(app, step, as_json=not progress),
+        with_ingest_progress=lambda step: ingest_with_progress(app, step, as_json=not progress),
+        on_synced=synced,
+    )
+    ingested = ingest_run.summary if ingest_run is not None else None
+    if ingested is not None:
+        run.summary = summary.to_dict(ingested)
+        run.files_failed = len(summary.failed) + len(ingested.failed)
+        run.headline = (
+            f"{headline(summary)}; ingested {ingested.files} file(s), {len(ingested.failed)} failed"
+        )
     report(summary, ingested)
     _raise_if_partial(summary)
     if ingested is not None and ingested.failed:
-        raise PartialSyncError(f"{len(ingested.failed)} file(s) could not be ingested")
-
-
-def _ingest_after_sync(app: AppContext, settings: Settings, *, as_json: bool) -> IngestSummary:
-    """Ingest what the sync (and earlier ones) downloaded; files that failed are skipped."""
-    from cdnlogs.cli.analysis import ingest_with_progress
-    from cdnlogs.lock import ArchiveLock
-
-    # The sync released its lock; take it again so no other sync or ingest runs alongside.
-    with ArchiveLock(settings.state_dir, purpose="ingest"):
-        summary = ingest_with_progress(app, settings, as_json=as_json)
-        if settings.compact_after_ingest:
-            from cdnlogs.compaction import compact_archive
-
-            compact_archive(settings, now=datetime.now(UTC))
-        if settings.dataset_url is not None:
-            from cdnlogs.publish import publish_archive_dataset
-
-            publish_archive_dataset(settings)
-        if settings.store and settings.store_drop_local:
-            from cdnlogs.manifest import Manifest
-            from cdnlogs.upload import drop_local_copies
-
-            with Manifest.open(settings.state_dir) as manifest:
-                drop_local_copies(manifest, settings.out_dir, only_ingested=True)
-        return summary
+        raise IngestIncompleteError(f"{len(ingested.failed)} file(s) could not be ingested")
 
 
 @cli.command("demo")
@@ -270,14 +257,33 @@ def demo_command(app: AppContext, out_dir: Path, as_json: bool) -> None:
     _report(app, summary, as_json=as_json)
     if not as_json:
         _print_status(app, settings, now)
+        program = how_to_run(sys.argv[0], sys.executable, os.environ.get("PATH"))
+        out = shlex.quote(str(out_dir))
         click.echo(
             f"\nThe archive is in {out_dir}/ (ledger: {settings.state_dir}/manifest.sqlite3). "
-            "Run `cdnlogs demo` again: it fetches nothing new.\n"
-            f"Next: `cdnlogs ingest --out {out_dir}`, then "
-            f"`cdnlogs report --out {out_dir} --html report.html`.",
+            f"Run `{program} demo` again: it fetches nothing new.\n"
+            f"Next: `{program} ingest --out {out}`, then "
+            f"`{program} report --out {out} --html report.html`.",
             file=app.stdout,
         )
     _raise_if_partial(summary)
+
+
+def how_to_run(argv0: str, executable: str, path: str | None) -> str:
+    """The command that runs this cdnlogs again from the current directory, for printed hints.
+
+    ``cdnlogs`` when that name on ``path`` is this program; otherwise the script as it was
+    started (``.venv/bin/cdnlogs`` after ``make demo``, where the venv is not on PATH), or
+    ``python -m cdnlogs`` with this interpreter.
+    """
+    started = Path(argv0)
+    script = started if started.name == "cdnlogs" else Path(executable).parent / "cdnlogs"
+    found = shutil.which("cdnlogs", path=path)
+    if found is not None and script.exists() and Path(found).resolve() == script.resolve():
+        return "cdnlogs"
+    if started.name == "cdnlogs":
+        return shlex.quote(argv0)
+    return f"{shlex.quote(executable)} -m cdnlogs"
 
 
 # --- running with a progress bar --------------------------------------------------------------
@@ -323,26 +329,7 @@ def _run_with_progress(
     """Run a sync with a progress bar on a terminal's stderr; quietly otherwise."""
     if as_json or not app.interactive:
         return run(None)
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    console = Console(file=app.stderr)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with render.bytes_progress(app) as progress:
         return run(_RichProgress(progress))
 
 
@@ -366,14 +353,6 @@ def _raise_if_partial(summary: SyncSummary) -> None:
         )
 
 
-def _human(nbytes: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(nbytes) < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return f"{nbytes:.1f} GiB"  # pragma: no cover - loop always returns
-
-
 def _report(
     app: AppContext,
     summary: SyncSummary,
@@ -382,15 +361,11 @@ def _report(
     ingested: IngestSummary | None = None,
 ) -> None:
     if as_json:
-        data = summary.to_dict()
-        if ingested is not None:
-            data["ingest"] = ingested.to_dict()
-        click.echo(json.dumps(data, indent=2), file=app.stdout)
+        click.echo(json.dumps(summary.to_dict(ingested), indent=2), file=app.stdout)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=app.stdout, width=None if app.stdout.isatty() else 120)
+    console = render.console(app.stdout, plain_width=120)
     table = Table(title=f"sync {summary.start} .. {summary.end} -> {summary.out_dir}")
     for column in ("Domain", "Listed", "Fetched", "Skipped", "Failed", "Rejected", "Bytes"):
         table.add_column(column, justify="left" if column == "Domain" else "right")
@@ -402,7 +377,7 @@ def _report(
             str(d.skipped),
             str(len(d.failed)),
             str(len(d.rejected)),
-            _human(d.bytes),
+            human_bytes(d.bytes),
         )
     console.print(table)
     for problem in summary.failed:
@@ -413,7 +388,7 @@ def _report(
     line = (
         f"{summary.total('fetched')} fetched, {summary.total('skipped')} already present, "
         f"{len(summary.failed)} failed, {len(summary.rejected)} rejected; "
-        f"{_human(summary.total('bytes'))} in {summary.seconds:.1f}s ({_human(rate)}/s)"
+        f"{human_bytes(summary.total('bytes'))} in {summary.seconds:.1f}s ({human_bytes(rate)}/s)"
     )
     if summary.pruned:
         line += f"; {summary.pruned} pruned by retention"
@@ -437,7 +412,6 @@ def _report(
 
 
 def _print_status(app: AppContext, settings: Settings, now: datetime) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from cdnlogs.housekeeping import archive_status
@@ -461,6 +435,6 @@ def _print_status(app: AppContext, settings: Settings, now: datetime) -> None:
             str(row.counts.get(Status.PENDING, 0)),
             str(row.hours_covered),
             str(row.missing_hours),
-            _human(row.bytes_stored),
+            human_bytes(row.bytes_stored),
         )
-    Console(file=app.stdout, width=None if app.stdout.isatty() else 120).print(table)
+    render.console(app.stdout, plain_width=120).print(table)

@@ -14,7 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from cdnlogs.check import CheckResult, check_with_settings
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
     config_option,
@@ -24,8 +24,14 @@ from cdnlogs.cli.options import (
     out_option,
     store_option,
 )
+from cdnlogs.cli.render import human_bytes
 from cdnlogs.config import Settings
-from cdnlogs.errors import IncompleteArchiveError, PartialSyncError, UsageError
+from cdnlogs.errors import (
+    CorruptFilesError,
+    IncompleteArchiveError,
+    PruneIncompleteError,
+    UsageError,
+)
 from cdnlogs.housekeeping import (
     AdoptResult,
     DomainStatus,
@@ -33,15 +39,15 @@ from cdnlogs.housekeeping import (
     MergedLedgers,
     PruneResult,
     VerifyResult,
-    adopt_files,
     archive_status,
-    prune_archive,
+    run_adopt,
+    run_prune,
+    run_verify,
+    status_to_dict,
     status_window,
-    verify_archive,
 )
-from cdnlogs.lock import ArchiveLock
 from cdnlogs.manifest import Manifest, Status
-from cdnlogs.timeutil import parse_duration, parse_when
+from cdnlogs.timeutil import iso_utc, parse_duration, parse_when
 
 if TYPE_CHECKING:  # s3fs is imported only when a store is given
     from cdnlogs.store import ObjectStore
@@ -53,9 +59,7 @@ MAX_GAPS_SHOWN = 8
 def _console(ctx: click.Context) -> Console:
     app = ctx.find_object(AppContext)
     stream: IO[str] = app.stdout if app is not None else sys.stdout
-    # Piped output is read by people too (cron mail): don't squeeze tables into 80 columns.
-    width = None if stream.isatty() else 160
-    return Console(file=stream, highlight=False, width=width)
+    return render.console(stream, plain_width=160, highlight=False)
 
 
 def _emit_json(data: dict[str, Any]) -> None:
@@ -63,16 +67,7 @@ def _emit_json(data: dict[str, Any]) -> None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+    return None if value is None else iso_utc(value)
 
 
 def _range_text(gap: HourRange) -> str:
@@ -171,11 +166,11 @@ def status(
             if run_check:
                 checked = check_with_settings(manifest, settings, now=now, domains=wanted)
     if as_json:
-        data = _status_json(settings, start, end, result)
+        data = status_to_dict(settings.out_dir, start, end, result)
         if shards is not None:
             data["store"], data["ledgers"] = settings.store, shards
         if checked is not None:
-            data["check"] = _check_json(checked)
+            data["check"] = checked.to_dict()
         _emit_json(data)
     else:
         if shards is not None:
@@ -189,16 +184,6 @@ def status(
             f"{len({p.domain for p in checked.problems})} domain(s)",
             hint="`cdnlogs sync` fetches missing and failed files; see docs/operations.md",
         )
-
-
-def _check_json(result: CheckResult) -> dict[str, Any]:
-    return {
-        "ok": result.ok,
-        "settled_window": {"start": _iso(result.window_start), "end": _iso(result.window_end)},
-        "problems": [
-            {"domain": p.domain, "kind": p.kind, "message": p.message} for p in result.problems
-        ],
-    }
 
 
 def _print_check(console: Console, result: CheckResult) -> None:
@@ -239,33 +224,6 @@ def _status_from_store(
     return result, [name for name, _ in snapshots]
 
 
-def _status_json(
-    settings: Settings, start: datetime, end: datetime, result: list[DomainStatus]
-) -> dict[str, Any]:
-    return {
-        "out": str(settings.out_dir),
-        "window": {"start": _iso(start), "end": _iso(end)},
-        "domains": [
-            {
-                "domain": d.domain,
-                "counts": {status.value: d.counts.get(status, 0) for status in Status},
-                "bytes": d.bytes_stored,
-                "hours_covered": d.hours_covered,
-                "first_hour": _iso(d.first_hour),
-                "last_hour": _iso(d.last_hour),
-                "missing_hours": d.missing_hours,
-                "gaps": [
-                    {"start": _iso(g.start), "end": _iso(g.end), "hours": g.hours} for g in d.gaps
-                ],
-                "last_sync": _iso(d.last_sync),
-                "in_store": d.in_store,
-                "store_only": d.store_only,
-            }
-            for d in result
-        ],
-    }
-
-
 def _print_status(
     console: Console, settings: Settings, start: datetime, end: datetime, rows: list[DomainStatus]
 ) -> None:
@@ -287,7 +245,7 @@ def _print_status(
         table.add_row(
             d.domain,
             *(str(d.counts.get(status, 0)) for status in Status),
-            _size(d.bytes_stored),
+            human_bytes(d.bytes_stored),
             str(d.hours_covered),
             f"[red]{d.missing_hours}[/red]" if d.missing_hours else "0",
             _iso(d.last_sync) or "never",
@@ -319,7 +277,10 @@ def verify(
     store: str | None,
     as_json: bool,
 ) -> None:
-    """Re-check every downloaded file (present, size, sha256); bad ones are fetched again.
+    """Re-check every downloaded file (present, size, checksum); bad ones are fetched again.
+
+    A .log file is checked against the CRC-32 of its text, a .gz file against the sha256 of
+    the download; with --store, the stored object too (present, size, ETag).
 
     Exits 5 if any file was missing or corrupt (it is marked pending, so the next sync
     downloads it again), 0 if all are intact.
@@ -327,49 +288,33 @@ def verify(
     settings = make_settings(config_path, out_dir=out_dir, store=store)
     app = ctx.find_object(AppContext)
     object_store = _open_store(settings)
-    with ArchiveLock(settings.state_dir, purpose="verify"), _open_ledger(settings) as manifest:
-        if app is None or not app.interactive:
-            result = verify_archive(manifest, settings.out_dir, store=object_store)
-        else:
-            total = sum(c.get(Status.DONE, 0) for c in manifest.status_counts().values())
-            with Progress(console=Console(file=app.stderr), transient=True) as bar:
-                task = bar.add_task("verifying", total=total)
-                result = verify_archive(
-                    manifest,
-                    settings.out_dir,
-                    progress=lambda _row: bar.advance(task),
-                    store=object_store,
-                )
+    if app is None or not app.interactive:
+        result = run_verify(settings, store=object_store)
+    else:
+        with Progress(console=render.stderr_console(app), transient=True) as bar:
+            task = bar.add_task("verifying", total=None)
+            result = run_verify(
+                settings,
+                store=object_store,
+                progress=lambda _row: bar.advance(task),
+                on_total=lambda total: bar.update(task, total=total),
+            )
     if as_json:
-        _emit_json(_verify_json(result))
+        _emit_json(result.to_dict())
     else:
         _print_verify(_console(ctx), result)
     if result.problems:
         # Raised, not ctx.exit(5): main() maps CdnLogsError exit codes, and the summary line
         # goes to stderr where scripts look for it.
-        raise PartialSyncError(
+        raise CorruptFilesError(
             f"{len(result.problems)} of {result.checked} files missing or corrupt; "
             "marked for download by the next sync"
         )
 
 
-def _verify_json(result: VerifyResult) -> dict[str, Any]:
-    return {
-        "checked": result.checked,
-        "ok": result.ok,
-        "bad": len(result.problems),
-        "bytes_checked": result.bytes_checked,
-        "not_checked": result.not_checked,
-        "problems": [
-            {"domain": p.domain, "log_name": p.log_name, "path": p.local_path, "reason": p.reason}
-            for p in result.problems
-        ],
-    }
-
-
 def _print_verify(console: Console, result: VerifyResult) -> None:
     console.print(
-        f"Checked {result.checked} files ({_size(result.bytes_checked)} intact): "
+        f"Checked {result.checked} files ({human_bytes(result.bytes_checked)} intact): "
         f"{result.ok} ok, {len(result.problems)} missing or corrupt."
     )
     if result.not_checked:
@@ -422,39 +367,15 @@ def prune(
         raise UsageError("say how much to keep: --keep 7d (or set `retention` in the config)")
     duration = parse_duration(keep_text)
     object_store = _open_store(settings)
-    with ArchiveLock(settings.state_dir, purpose="prune"), _open_ledger(settings) as manifest:
-        result = prune_archive(
-            manifest, settings.out_dir, duration, datetime.now(UTC), dry_run, store=object_store
-        )
+    result = run_prune(
+        settings, duration, now=datetime.now(UTC), dry_run=dry_run, store=object_store
+    )
     if as_json:
-        _emit_json(_prune_json(result))
+        _emit_json(result.to_dict())
     else:
         _print_prune(_console(ctx), result)
     if result.problems:
-        raise PartialSyncError(f"{len(result.problems)} files could not be pruned")
-
-
-def _prune_json(result: PruneResult) -> dict[str, Any]:
-    return {
-        "dry_run": result.dry_run,
-        "cutoff": _iso(result.cutoff),
-        "files": len(result.files),
-        "bytes": result.bytes,
-        "pruned": [
-            {
-                "domain": f.domain,
-                "log_name": f.log_name,
-                "path": f.local_path,
-                "hour_end": _iso(f.hour_end),
-                "bytes": f.bytes,
-            }
-            for f in result.files
-        ],
-        "problems": [
-            {"domain": p.domain, "log_name": p.log_name, "path": p.local_path, "reason": p.reason}
-            for p in result.problems
-        ],
-    }
+        raise PruneIncompleteError(f"{len(result.problems)} files could not be pruned")
 
 
 def _print_prune(console: Console, result: PruneResult) -> None:
@@ -463,7 +384,7 @@ def _print_prune(console: Console, result: PruneResult) -> None:
         for f in result.files:
             console.print(f"  {f.local_path or f.log_name}")
     console.print(
-        f"{verb} {len(result.files)} files ({_size(result.bytes)}) whose hour ended before "
+        f"{verb} {len(result.files)} files ({human_bytes(result.bytes)}) whose hour ended before "
         f"{_iso(result.cutoff)}."
     )
     for p in result.problems:
@@ -503,43 +424,11 @@ def adopt(
     under the archive layout and recorded, so `cdnlogs sync` never fetches them again.
     """
     settings = make_settings(config_path, out_dir=out_dir)
-    with (
-        ArchiveLock(settings.state_dir, purpose="adopt"),
-        Manifest.open(settings.state_dir) as manifest,
-    ):
-        result = adopt_files(
-            manifest,
-            source,
-            settings.out_dir,
-            layout=settings.layout,
-            domains=domains or None,
-            move=move,
-        )
+    result = run_adopt(settings, source, domains=domains or None, move=move)
     if as_json:
-        _emit_json(_adopt_json(result))
+        _emit_json(result.to_dict())
     else:
         _print_adopt(_console(ctx), result)
-
-
-def _adopt_json(result: AdoptResult) -> dict[str, Any]:
-    return {
-        "adopted": len(result.adopted),
-        "skipped": len(result.skipped),
-        "unrecognised": len(result.unrecognised),
-        "files": [
-            {
-                "domain": a.domain,
-                "log_name": a.log_name,
-                "source": str(a.source),
-                "path": a.local_path,
-                "format": a.format,
-                "action": a.action,
-            }
-            for a in result.adopted
-        ],
-        "skipped_files": [{"source": str(p), "reason": r} for p, r in result.skipped],
-        "unrecognised_files": [str(p) for p in result.unrecognised],
-    }
 
 
 def _print_adopt(console: Console, result: AdoptResult) -> None:

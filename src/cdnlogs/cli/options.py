@@ -6,16 +6,13 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 
 from cdnlogs.cli.context import AppContext
-from cdnlogs.config import Settings, load_settings
-from cdnlogs.errors import UsageError
-from cdnlogs.timeutil import parse_when
+from cdnlogs.config import Settings, is_store_url, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -236,27 +233,13 @@ def make_settings(config_path: Path | None = None, **flags: Any) -> Settings:
     return load_settings(flags, env=os.environ, config_path=config_path)
 
 
-def resolve_window(
-    settings: Settings, *, now: datetime, default: timedelta
-) -> tuple[datetime, datetime]:
-    """The ``[since, until)`` window in aware UTC; ``since`` defaults to ``now - default``."""
-    until = parse_when(settings.until, now=now) if settings.until else now
-    since = parse_when(settings.since, now=now) if settings.since else until - default
-    if since >= until:
-        raise UsageError(
-            f"the window is empty: --since {since:%Y-%m-%dT%H:%M:%SZ} is not "
-            f"before --until {until:%Y-%m-%dT%H:%M:%SZ}"
-        )
-    return since, until
-
-
 class DatasetLocation(click.ParamType):  # type: ignore[type-arg]
     """A ``--dataset`` value: a local directory (a Path) or an ``s3://bucket/prefix`` (a str)."""
 
     name = "DIR|s3://BUCKET/PREFIX"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and value.strip().lower().startswith("s3://"):
+        if is_store_url(value):
             return value.strip()
         return click.Path(path_type=Path, file_okay=False).convert(value, param, ctx)
 

@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.operate import RunRecorder, operated_run, ops_options
 from cdnlogs.cli.options import (
@@ -177,8 +177,7 @@ def _short_error(result: ReconcileResult) -> ReconcileShortError:
 
 
 def _print_result(app: AppContext, result: ReconcileResult) -> None:
-    width = None if app.stdout.isatty() else 160
-    console = Console(file=app.stdout, highlight=False, width=width)
+    console = render.console(app.stdout, plain_width=160, highlight=False)
     opts = result.options
     console.print(
         f"Reconcile {result.product.upper()} {result.start:%Y-%m-%d %H:%M} .. "

@@ -9,24 +9,25 @@ from typing import Any
 
 import click
 
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
     api_options,
     domain_option,
     json_option,
     make_settings,
-    resolve_window,
     verbose_option,
     window_options,
 )
+from cdnlogs.cli.render import human_bytes
 from cdnlogs.config import Settings
 from cdnlogs.errors import UsageError
 from cdnlogs.models import PROVIDER_TZ, Domain, Listing
 from cdnlogs.redact import redact_url
-from cdnlogs.timeutil import iso_utc
+from cdnlogs.timeutil import iso_utc, resolve_window
 
-#: ``cdnlogs list`` without ``--since`` shows the last day, like the API's own default.
+#: ``cdnlogs list`` without ``--since`` shows the last day (up to ``--until``, default now),
+#: like the API's own default.
 DEFAULT_LIST_WINDOW = timedelta(hours=24)
 
 
@@ -89,7 +90,9 @@ def list_command(
         until=until,
         **api,
     )
-    start, end = resolve_window(settings, now=datetime.now(UTC), default=DEFAULT_LIST_WINDOW)
+    start, end = resolve_window(
+        settings.since, settings.until, now=datetime.now(UTC), default=DEFAULT_LIST_WINDOW
+    )
     provider = make_provider(settings)
     names = _domain_names(settings, provider.list_domains if settings.all_domains else None)
     listings = [provider.list_log_files(name, start, end) for name in names]
@@ -101,7 +104,9 @@ def list_command(
     if len(listings) > 1:
         files = sum(len(x.files) for x in listings)
         size = sum(x.total_bytes for x in listings)
-        click.echo(f"All domains: {files} files, {size} bytes ({_human(size)})", file=app.stdout)
+        click.echo(
+            f"All domains: {files} files, {size} bytes ({human_bytes(size)})", file=app.stdout
+        )
 
 
 def _domain_names(settings: Settings, list_domains: Any) -> list[str]:
@@ -154,11 +159,7 @@ def listings_to_json(listings: list[Listing]) -> dict[str, Any]:
 
 
 def _console(app: AppContext) -> Any:
-    from rich.console import Console
-
-    # Off a terminal rich would wrap at 80 columns and fold the long file names.
-    width = None if app.stdout.isatty() else 200
-    return Console(file=app.stdout, width=width, highlight=False)
+    return render.console(app.stdout, plain_width=200, highlight=False)
 
 
 def _print_domains(app: AppContext, domains: list[Domain]) -> None:
@@ -177,9 +178,8 @@ def _print_listing(app: AppContext, listing: Listing) -> None:
     from rich.table import Table
 
     title = f"{listing.domain}: {iso_utc(listing.start)} .. {iso_utc(listing.end)}"
-    caption = (
-        f"{len(listing.files)} files, {listing.total_bytes} bytes ({_human(listing.total_bytes)})"
-    )
+    total = listing.total_bytes
+    caption = f"{len(listing.files)} files, {total} bytes ({human_bytes(total)})"
     if listing.clamped_from is not None:
         caption += f"; start clamped from {iso_utc(listing.clamped_from)} (31-day window)"
     if listing.duplicates:
@@ -197,11 +197,3 @@ def _print_listing(app: AppContext, listing: Listing) -> None:
             f"{f.size:,}",
         )
     _console(app).print(table)
-
-
-def _human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from cdnlogs.analyze import DEFAULT_TOP, Filters, Report, analyze
-from cdnlogs.cli import cli
+from cdnlogs.cli import cli, render
 from cdnlogs.cli.context import AppContext
 from cdnlogs.cli.options import (
     DATASET_LOCATION,
@@ -62,7 +62,8 @@ PLAIN_WIDTH = 120
     "html_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Also write one self-contained HTML file with charts (works offline).",
+    help="Write one self-contained HTML file with charts (works offline) instead of the "
+    "tables; with --json, the JSON too.",
 )
 @click.pass_obj
 def report_command(
@@ -103,10 +104,13 @@ def report_command(
         write_html(result, html_path)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False), file=app.stdout)
+        if html_path is not None:
+            click.echo(f"Wrote {html_path}", err=True)
+    elif html_path is not None:
+        # The file is the report asked for: name it, rather than print the tables too.
+        click.echo(f"Wrote {html_path}", file=app.stdout)
     else:
         render_text(result, _console(app))
-    if html_path is not None:
-        click.echo(f"Wrote {html_path}", err=True)
 
 
 def _run(root: Path | RemoteDataset, filters: Filters, geo_db: Path | None) -> Report:
@@ -131,13 +135,7 @@ def _run(root: Path | RemoteDataset, filters: Filters, geo_db: Path | None) -> R
 
 
 def _console(app: AppContext) -> Console:
-    stream = app.stdout
-    interactive = stream.isatty()
     # On a pipe rich drops colour by itself; a fixed width keeps lines from wrapping at 80.
-    return Console(
-        file=stream,
-        width=None if interactive else PLAIN_WIDTH,
-        highlight=False,
-        emoji=False,
-        markup=False,
+    return render.console(
+        app.stdout, plain_width=PLAIN_WIDTH, highlight=False, emoji=False, markup=False
     )

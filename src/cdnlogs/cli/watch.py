@@ -40,7 +40,7 @@ from cdnlogs.sync import SyncSummary, check_settings, resolve_window
 from cdnlogs.timeutil import iso_utc, parse_duration
 
 if TYPE_CHECKING:
-    from cdnlogs.dataset import IngestSummary
+    from cdnlogs.ingest import IngestSummary
     from cdnlogs.reconcile import ReconcileResult
 
 #: Exit statuses of a tick that end ``watch``: settings that will not fix themselves.
@@ -248,9 +248,7 @@ class _Ticker:
 
     def _report(self, number: int, summary: SyncSummary, ingested: IngestSummary | None) -> None:
         if self.as_json:
-            data = {"tick": number, **summary.to_dict()}
-            if ingested is not None:
-                data["ingest"] = ingested.to_dict()
+            data = {"tick": number, **summary.to_dict(ingested)}
             click.echo(json.dumps(data), file=self.app.stdout)
             return
         line = (

@@ -1,4 +1,10 @@
-"""Ingest the whole archive: every downloaded file the ledger says is not in the dataset."""
+"""Ingest the whole archive: every downloaded file the ledger says is not in the dataset.
+
+:func:`ingest_archive` is the ingest alone; :func:`run_ingest` is what ``cdnlogs ingest`` and
+``sync --ingest`` run: the ingest, then compaction, publishing and dropping local copies as the
+settings ask, all under one hold of the archive lock. Both take the lock themselves, so a
+library caller gets the same guarantee as the CLI (and must not hold the lock already).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from cdnlogs.errors import CdnLogsError, is_interrupt
 from cdnlogs.ingest.bulk import SMALL_FILE_BYTES, SmallFile, batches, ingest_batch
 from cdnlogs.ingest.ingester import SCRATCH_DIR, FileIngest, Ingester, IngestOptions
 from cdnlogs.ingest.workers import run_on_workers
+from cdnlogs.lock import ArchiveLock
 from cdnlogs.models import PROVIDER_TZ
 from cdnlogs.shard import resolve_shard
 from cdnlogs.timeutil import parse_duration
@@ -31,7 +38,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
+    from cdnlogs.compaction import CompactSummary
     from cdnlogs.manifest import FileRecord, Manifest
+    from cdnlogs.publish import PublishSummary
 
 
 @dataclass
@@ -55,6 +64,67 @@ class IngestSummary:
         return data
 
 
+@dataclass
+class IngestRun:
+    """What :func:`run_ingest` did: the ingest, and the compaction and publish it ran after."""
+
+    summary: IngestSummary
+    compacted: CompactSummary | None = None
+    published: PublishSummary | None = None
+    #: Local copies deleted after the ingest (``drop_local``).
+    dropped: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """``ingest --json``: the ingest's dict, with ``compaction``/``publish`` when they ran."""
+        data = self.summary.to_dict()
+        if self.compacted is not None:
+            data["compaction"] = self.compacted.to_dict()
+        if self.published is not None:
+            data["publish"] = self.published.to_dict()
+        return data
+
+
+def run_ingest(
+    settings: Settings,
+    *,
+    now: datetime,
+    callbacks: IngestCallbacks | None = None,
+    drop_local: bool = False,
+    refresh_snapshot: bool = False,
+) -> IngestRun:
+    """Ingest, then compact (``compact_after_ingest``) and publish (an ``s3://`` dataset).
+
+    With ``drop_local`` (``sync --ingest`` with ``store_drop_local``), every ingested file's
+    local copy that the store holds is deleted afterwards. With ``refresh_snapshot`` and a
+    store, the ledger's snapshot is uploaded again at the end: the sync's own snapshot predates
+    the ingest and publish, and a new disk restores from it. One hold of the archive lock covers
+    it all, so no sync, verify or prune runs in between.
+
+    :raises LockedError: another process holds the archive lock.
+    """
+    with ArchiveLock(settings.state_dir, purpose="ingest"):
+        run = IngestRun(_ingest_locked(settings, now=now, options=None, callbacks=callbacks))
+        if settings.compact_after_ingest:
+            from cdnlogs.compaction import compact_locked
+
+            run.compacted = compact_locked(settings, now=now)
+        if settings.dataset_url is not None:
+            from cdnlogs.publish import publish_archive_dataset
+
+            run.published = publish_archive_dataset(settings)
+        if drop_local and settings.store and settings.store_drop_local:
+            from cdnlogs.manifest import Manifest
+            from cdnlogs.upload import drop_local_copies
+
+            with Manifest.open(settings.state_dir) as manifest:
+                run.dropped = drop_local_copies(manifest, settings.out_dir, only_ingested=True)
+        if refresh_snapshot and settings.store:
+            from cdnlogs.upload import refresh_snapshot as upload_snapshot_again
+
+            upload_snapshot_again(settings)
+    return run
+
+
 def ingest_archive(
     settings: Settings,
     *,
@@ -66,9 +136,22 @@ def ingest_archive(
 
     Records rows and rejects per file in the ledger, so running it again never double-counts;
     a re-downloaded file (new sha256) replaces its own rows. Then applies ``dataset_keep``.
-    The caller holds the archive lock (``sync --ingest`` already does).
     A file that cannot be read is listed in ``failed`` and the others go on.
+
+    :raises LockedError: another process holds the archive lock (it is taken here).
     """
+    with ArchiveLock(settings.state_dir, purpose="ingest"):
+        return _ingest_locked(settings, now=now, options=options, callbacks=callbacks)
+
+
+def _ingest_locked(
+    settings: Settings,
+    *,
+    now: datetime,
+    options: IngestOptions | None,
+    callbacks: IngestCallbacks | None,
+) -> IngestSummary:
+    """:func:`ingest_archive`'s work; the caller holds the archive lock."""
     from cdnlogs.compaction import compacted_sources
     from cdnlogs.manifest import Manifest, Status
 
@@ -130,9 +213,7 @@ def ingest_archive(
 
         if todo:
             with Ingester(root, opts) as ingester:
-                todo = _ingest_small_files(
-                    ingester, todo, settings.out_dir, manifest, note, opts.anonymize_ip
-                )
+                todo = _ingest_small_files(ingester, todo, settings.out_dir, manifest, note, opts)
                 for rec, result in run_on_workers(
                     todo,
                     partial(_ingest_record, out_dir=settings.out_dir),
@@ -182,10 +263,15 @@ def _ingest_small_files(
     out_dir: Path,
     manifest: Manifest,
     note: Callable[[FileRecord, FileIngest | str], None],
-    anonymize: bool,
+    opts: IngestOptions,
 ) -> list[FileRecord]:
-    """Ingest the small files of ``todo`` in batches (see ``.bulk``); return the others."""
-    if anonymize:  # the IPv6 map is per file in the Ingester; keep one path for it
+    """Ingest the small files of ``todo`` in batches (see ``.bulk``); return the others.
+
+    Batches run on ``opts.jobs`` connections at once: DuckDB writes a partitioned COPY's
+    small files on one thread, so a second batch in flight keeps the second core busy. The
+    ledger is written here, in this thread, one transaction per batch.
+    """
+    if opts.anonymize_ip:  # the IPv6 map is per file in the Ingester; keep one path for it
         return todo
     small: list[tuple[FileRecord, SmallFile]] = []
     rest: list[FileRecord] = []
@@ -208,8 +294,12 @@ def _ingest_small_files(
     if len(small) < 2:
         return todo
     records = {id(item): rec for rec, item in small}
-    for batch in batches([item for _, item in small]):
-        done, back = _batch_or_halves(ingester, batch)
+    for _, (done, back) in run_on_workers(
+        batches([item for _, item in small], parts=opts.jobs),
+        _batch_or_halves,
+        make_worker=ingester.worker,
+        jobs=opts.jobs,
+    ):
         manifest.mark_ingested_many([(i.domain, i.log_name, r.rows, r.rejects) for i, r in done])
         for item, result in done:
             note(records[id(item)], result)
@@ -238,7 +328,7 @@ def _batch_or_halves(
 def remove_stale_scratch(root: Path) -> list[Path]:
     """Remove what a killed ingest left: ``.tmp/<id>/`` and ``.<name>.<id>.tmp`` files.
 
-    Only safe under the archive lock (``ingest_archive``'s caller holds it): no other ingest
+    Only safe under the archive lock (``ingest_archive`` holds it): no other ingest
     can be running, so every scratch file in the dataset belongs to one that died.
     """
     removed: list[Path] = []

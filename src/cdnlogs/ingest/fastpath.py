@@ -214,7 +214,15 @@ def parse_sql(lines_sql: str, source_file: str | None, carry: tuple[str, ...] = 
         "protocol": "NULLIF(f.proto, '-')",
         "source_file": source,
     }
-    select = ",\n        ".join(f"{values[name]} AS {name}" for name in names)
+    # Computed for vouched rows only (CASE evaluates its THEN for the rows it selects): an odd
+    # line's fields may be anything, and one that made a function raise (a time out of range)
+    # would abort the whole file's copy. The ingester writes rows and odd lines in one pass.
+    select = ",\n        ".join(
+        f"{values[name]} AS {name}"
+        if name in ("user_agent", "source_file")
+        else f"CASE WHEN ok THEN {values[name]} END AS {name}"
+        for name in names
+    )
     file_column = "".join(
         f", {name}" for name in (("filename",) if source_file is None else ()) + carry
     )

@@ -46,8 +46,13 @@ from cdnlogs.dataset import (
 )
 from cdnlogs.errors import CdnLogsError, ParseError
 from cdnlogs.ingest.fastpath import KIND_ODD, KIND_ROW, parse_sql, read_lines_sql
-from cdnlogs.ingest.lines import find_lines, strip_carriage_returns
-from cdnlogs.ingest.reference import iter_lines, record_row, select_from_json
+from cdnlogs.ingest.lines import (
+    decoded,
+    find_lines,
+    has_carriage_return,
+    strip_carriage_returns,
+)
+from cdnlogs.ingest.reference import iter_raw_lines, record_row, select_from_json
 from cdnlogs.linecount import LineCount, count_lines
 from cdnlogs.logformat import LogRecord, anonymize_ip, parse_line
 
@@ -112,7 +117,8 @@ class FileIngest:
     recopied: bool = False
 
 
-# -- reading source files ---------------------------------------------------------------------
+#: One rejected line: source file, line number, decoded text, reason, the line's bytes.
+Reject = tuple[str, int, str, str, bytes]
 
 
 class Ingester:
@@ -214,11 +220,11 @@ class Ingester:
         fallback = self._tmp / f"{stem}.{tag}.jsonl"
         main_tmp = part / f".{final.name}.{tag}.tmp"
         extra_tmp = part / f".{extra.name}.{tag}.tmp"
-        rejects: list[tuple[str, int, str, str]] = []
+        rejects: list[Reject] = []
         slow = recopied = False
         reparsed = 0
         extra_rows = 0
-        rejected: dict[int, str] = {}
+        rejected: dict[int, bytes] = {}
         try:
             try:
                 rows, rejected, recopied = self._fast_copy_counted(
@@ -279,11 +285,11 @@ class Ingester:
 
     def _fast_copy_counted(
         self, source: Path, log_name: str, target: Path, tag: str, known: int | None
-    ) -> tuple[int, dict[int, str], bool]:
+    ) -> tuple[int, dict[int, bytes], bool]:
         """The fast path, checked: every line of ``source`` must come out as a row or a reject.
 
         Returns the rows written to ``target``, the lines left to the reference parser (line
-        number -> text), and whether the one-scanner copy was needed.
+        number -> the line's bytes), and whether the one-scanner copy was needed.
 
         ``known`` is the line count sync took; without one, a second thread counts the lines
         while DuckDB copies. Each non-empty line gives exactly one row, reported line or odd
@@ -307,18 +313,30 @@ class Ingester:
             return (counting is None and found == known) or found == nonempty()
 
         def maybe_more(found: int) -> bool:
-            # Whether odd lines may remain, asking the counting thread only when there is no
-            # count from sync (short of sync's count, they are looked for without counting).
-            return found != known if counting is None else found != nonempty()
+            # Whether odd lines may remain. Equal to sync's count: none. Short of it, the file's
+            # own count of non-empty lines decides (sync counts empty lines too, and a file
+            # holding some would otherwise be read a second time for odd lines it does not
+            # have: 5 of 11 CPU-s on 1 M hostile lines; counting costs ~0.3).
+            if counting is None and found == known:
+                return False
+            return found != nonempty()
 
         readable, aside = source, {}
         try:
+            # A carriage return: DuckDB would stop (strict mode) or split the line there (see
+            # .lines), so such a file is read from a copy without them. A plain file is looked
+            # at first (memchr speed, stops at the first one): a copy that fails half-way
+            # costs more. A .gz is not inflated just to look: the failing copy tells.
+            if source.suffix != ".gz" and has_carriage_return(source):
+                readable = self._tmp / f"{tag}.log"
+                aside = strip_carriage_returns(source, readable)
             try:
-                rows, numbers, odd = self._fast_copy_once(source, log_name, target, maybe_more)
+                rows, numbers, odd = self._fast_copy_once(
+                    readable, log_name, target, maybe_more, already=len(aside)
+                )
             except duckdb.InvalidInputException as exc:
-                if "invalid state" not in str(exc):
+                if "invalid state" not in str(exc) or readable != source:
                     raise
-                # A carriage return: DuckDB would split the line there (see .lines).
                 readable = self._tmp / f"{tag}.log"
                 aside = strip_carriage_returns(source, readable)
                 rows, numbers, odd = self._fast_copy_once(
@@ -423,33 +441,35 @@ class Ingester:
         source: Path,
         log_name: str,
         fallback: Path,
-        rejects: list[tuple[str, int, str, str]],
+        rejects: list[Reject],
     ) -> int:
-        numbered = ((number, text) for number, text in iter_lines(source) if text.strip())
+        numbered = ((n, raw) for n, raw in iter_raw_lines(source) if decoded(raw).strip())
         return self._parse_into(numbered, log_name, fallback, rejects)
 
     def _parse_into(
         self,
-        numbered: Iterable[tuple[int, str]],
+        numbered: Iterable[tuple[int, bytes]],
         log_name: str,
         fallback: Path,
-        rejects: list[tuple[str, int, str, str]],
+        rejects: list[Reject],
     ) -> int:
-        """Parse ``(line number, text)`` pairs into ``fallback`` (JSON lines); count the rows.
+        """Parse ``(line number, bytes)`` pairs into ``fallback`` (JSON lines); count the rows.
 
-        The reference parser reads each line; a line it cannot parse goes to ``rejects``.
+        The reference parser reads each line (decoded); a line it cannot parse goes to
+        ``rejects`` with its bytes as they are in the file.
         """
         rows = 0
         with fallback.open("w", encoding="utf-8") as out:
             # Counted here, not by line number: re-parsed lines are sparse (a multiple of
             # _STOP_CHECK_LINES may never come up), and blank lines leave gaps.
-            for seen, (number, text) in enumerate(numbered, start=1):
+            for seen, (number, raw) in enumerate(numbered, start=1):
                 if seen % _STOP_CHECK_LINES == 0 and self._stopping.is_set():
                     raise KeyboardInterrupt  # interrupt() from another thread: stop here
+                text = decoded(raw)
                 try:
                     record = parse_line(text)
                 except ParseError as exc:
-                    rejects.append((log_name, number, text, exc.message))
+                    rejects.append((log_name, number, text, exc.message, raw))
                     continue
                 out.write(json.dumps(self._json_row(record, log_name)) + "\n")
                 rows += 1
@@ -501,9 +521,7 @@ class Ingester:
         ).fetchone()
         return int(result[0]) if result else 0
 
-    def _write_rejects(
-        self, domain: str, stem: str, rejects: list[tuple[str, int, str, str]]
-    ) -> None:
+    def _write_rejects(self, domain: str, stem: str, rejects: list[Reject]) -> None:
         path = rejects_path(self.root, domain, stem)
         if not rejects:
             path.unlink(missing_ok=True)
@@ -515,7 +533,7 @@ class Ingester:
             columns = list(zip(*rejects, strict=True))
             self.con.execute(
                 "INSERT INTO rej SELECT unnest($1::VARCHAR[]), unnest($2::BIGINT[]), "
-                "unnest($3::VARCHAR[]), unnest($4::VARCHAR[])",
+                "unnest($3::VARCHAR[]), unnest($4::VARCHAR[]), unnest($5::BLOB[])",
                 [list(c) for c in columns],
             )
             self.con.execute(

@@ -7,13 +7,16 @@ Two jobs, both C-speed passes over the bytes that only look at single lines when
   ``\\r`` before each ``\\n`` dropped (``parse_line`` strips them too). A line with a ``\\r``
   anywhere else becomes an empty line there (DuckDB skips it; line numbers stay true) and is
   returned for the reference parser.
-* ``find_lines``: the line numbers and text of the lines the fast path could not vouch for:
+* ``find_lines``: the line numbers and bytes of the lines the fast path could not vouch for:
   those DuckDB reported by number, and those it returned as text.
+
+Both hand back each line's bytes as they are in the file (without the ``\\n``), so a reject
+keeps the physical line exactly, whatever its encoding (``decoded`` is the reference parser's
+and the ``line`` column's view of them).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,11 +25,10 @@ from pathlib import Path
 from cdnlogs.linecount import open_source
 
 _CHUNK = 8 << 20
-_CR_BEFORE_NEWLINE = re.compile(rb"\r+(?=\n)")
 
 
-def _decoded(raw: bytes) -> str:
-    """A physical line as the reference parser and the rejects table see it."""
+def decoded(raw: bytes) -> str:
+    """A physical line as the reference parser and the rejects' ``line`` column see it."""
     return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
@@ -55,32 +57,45 @@ def has_carriage_return(path: Path) -> bool:
     return False
 
 
-def strip_carriage_returns(source: Path, target: Path) -> dict[int, str]:
+def _drop_crlf(data: bytes) -> bytes:
+    """``data`` with every ``\\r`` directly before a ``\\n`` dropped (runs of them too).
+
+    ``bytes.replace`` runs at memory speed where the equivalent regex took 3.4 CPU-s per 1 M
+    hostile lines; a run of several ``\\r`` (rare) takes one more round per extra ``\\r``.
+    """
+    while b"\r\n" in data:
+        data = data.replace(b"\r\n", b"\n")
+    return data
+
+
+def strip_carriage_returns(source: Path, target: Path) -> dict[int, bytes]:
     """Copy ``source`` to the plain file ``target`` as described above; return the set-aside
-    lines (line number -> text)."""
-    aside: dict[int, str] = {}
+    lines (line number -> the line's bytes in ``source``)."""
+    aside: dict[int, bytes] = {}
     with target.open("wb") as out:
         for first, data in _whole_lines(source):
-            data = _CR_BEFORE_NEWLINE.sub(b"", data)
-            if data.endswith(b"\r"):  # a last line without a newline
-                data = data.rstrip(b"\r")
-            if b"\r" in data:
+            stripped = _drop_crlf(data)
+            if stripped.endswith(b"\r"):  # a last line without a newline
+                stripped = stripped.rstrip(b"\r")
+            if b"\r" in stripped:
+                # Line by line from the original bytes, so a set-aside line keeps its own.
                 kept = []
                 for offset, raw in enumerate(data.split(b"\n")):
-                    if b"\r" in raw:
-                        aside[first + offset] = _decoded(raw)
-                        raw = b""
-                    kept.append(raw)
-                data = b"\n".join(kept)
-            out.write(data)
+                    line = raw.rstrip(b"\r")
+                    if b"\r" in line:
+                        aside[first + offset] = raw
+                        line = b""
+                    kept.append(line)
+                stripped = b"\n".join(kept)
+            out.write(stripped)
     return aside
 
 
 @dataclass
 class Found:
-    """What ``find_lines`` found: line number -> text, and what it expected but missed."""
+    """What ``find_lines`` found: line number -> bytes, and what it expected but missed."""
 
-    lines: dict[int, str] = field(default_factory=dict)
+    lines: dict[int, bytes] = field(default_factory=dict)
     missing_numbers: int = 0
     missing_texts: int = 0
 
@@ -103,12 +118,12 @@ def find_lines(path: Path, numbers: set[int], texts: Counter[str]) -> Found:
             break
         lines = data.split(b"\n")
         for n in in_chunk:
-            found.lines[n] = _decoded(lines[n - first])
+            found.lines[n] = lines[n - first]
         if wanted:
             for offset, raw in enumerate(lines):
                 text = wanted.get(raw.rstrip(b"\r"))
                 if text is not None and first + offset not in found.lines:
-                    found.lines[first + offset] = text
+                    found.lines[first + offset] = raw
                     seen[text] += 1
     found.missing_numbers = len(numbers - found.lines.keys())
     found.missing_texts = sum((texts - seen).values()) + sum((seen - texts).values())

@@ -11,18 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from cdnlogs.dataset import LOG_COLUMNS, quote_sql
+from cdnlogs.ingest.lines import decoded
 from cdnlogs.linecount import open_source
 from cdnlogs.logformat import LogRecord
+
+
+def iter_raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, bytes)`` for every line of a .log or .gz file (1-based), each
+    line's bytes as in the file without its ``\\n``."""
+    with open_source(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, raw[:-1] if raw.endswith(b"\n") else raw
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for every line of a .log or .gz file (1-based).
 
-    Bytes that are not UTF-8 become U+FFFD, as they do in the fast path's rejects.
+    Bytes that are not UTF-8 become U+FFFD, as they do in the rejects' ``line`` column.
     """
-    with open_source(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            yield number, raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    for number, raw in iter_raw_lines(path):
+        yield number, decoded(raw)
 
 
 def record_row(record: LogRecord, source_file: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from cdnlogs.providers.base import HourlyCounts
 from cdnlogs.providers.products import CDN, Product, product_named
 from cdnlogs.redact import redact_text
 from cdnlogs.retry import RateLimiter, RetryPolicy
-from cdnlogs.timeutil import iso_utc
+from cdnlogs.timeutil import ceil_hour, floor_hour, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,6 @@ class AliyunCdnProvider:
         )
         self.limiter = RateLimiter(rate=settings.api_rate, clock=clock, sleep=sleep)
         self._client = self._make_client()
-        #: Calls made (including retries), for summaries and tests.
-        self.calls = 0
 
     # --- Provider ---------------------------------------------------------------------------
 
@@ -226,7 +224,7 @@ class AliyunCdnProvider:
         """
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         listing = Listing(domain=domain, start=start, end=end)
-        oldest = _ceil_hour(self._now() - timedelta(days=self.retention_days))
+        oldest = ceil_hour(self._now() - timedelta(days=self.retention_days))
         if start < oldest:
             log.warning(
                 "%s: start %s is older than the provider's %d-day window; listing from %s",
@@ -300,10 +298,10 @@ class AliyunCdnProvider:
         the API allows at Interval 3600. A start older than the 186 days the provider keeps
         hourly data is moved forward with a warning: the older hours have no data point.
         """
-        start = _floor_hour(start.astimezone(UTC))
-        end = _ceil_hour(end.astimezone(UTC))
+        start = floor_hour(start.astimezone(UTC))
+        end = ceil_hour(end.astimezone(UTC))
         counts = HourlyCounts(domain=domain, start=start, end=end)
-        oldest = _ceil_hour(self._now() - MONITORING_RETENTION)
+        oldest = ceil_hour(self._now() - MONITORING_RETENTION)
         if start < oldest:
             log.warning(
                 "%s: the provider keeps hourly counts for %d days; asking from %s, not %s",
@@ -400,7 +398,6 @@ class AliyunCdnProvider:
             body_type="json",
         )
         request = models.OpenApiRequest(query=dict(params))
-        self.calls += 1
         started = time.monotonic()
         log.debug("%s %s", action, redact_text(json.dumps(params, sort_keys=True)))
         try:
@@ -478,20 +475,6 @@ class AliyunCdnProvider:
             signature_algorithm="v2" if self.settings.signature_algorithm == "v2" else None,
         )
         return client_class(config)
-
-
-def make_provider(settings: Settings) -> AliyunCdnProvider:
-    """The provider for ``settings``: resolves the credential now, so a missing one fails early."""
-    return AliyunCdnProvider(settings)
-
-
-def _floor_hour(value: datetime) -> datetime:
-    return value.replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil_hour(value: datetime) -> datetime:
-    floor = value.replace(minute=0, second=0, microsecond=0)
-    return floor if floor == value else floor + timedelta(hours=1)
 
 
 # What a transport failure boils down to, in words, for the one-line error. The SDK wraps

@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 
 from cdnlogs.simulator.loggen import (
-    _MINSEC,
-    _MONTHS,
-    _POOLS,
+    MINUTE_SECOND,
+    POOLS,
     format_line,
+    hour_prefix,
     response_bytes,
     timing_and_odd_fields,
 )
 
-_TZ8 = timezone(timedelta(hours=8))
 _WORDS = (
     "cdn", "logs", "price", "video", "download", "app", "review", "login", "news", "sale",
     "map", "weather", "music", "game", "travel", "hotel", "phone", "laptop", "shoes", "recipe",
@@ -187,11 +186,10 @@ def generate_busy_lines(
     rng = random.Random(f"busy:{seed}:{domain}:{hour_start_utc.isoformat()}")
     r = rng.random
     bits = rng.getrandbits
-    local = hour_start_utc.astimezone(UTC).astimezone(_TZ8)
-    prefix = f"[{local.day}/{_MONTHS[local.month - 1]}/{local.year}:{local.hour:02d}:"
-    p = _POOLS
-    proxies, statuses, methods = p["proxies"], p["statuses"], p["methods"]
-    protocols, cache = p["protocols"], p["cache"]
+    prefix = hour_prefix(hour_start_utc)
+    p = POOLS
+    proxies, statuses, methods = p.proxies, p.statuses, p.methods
+    protocols, cache = p.protocols, p.cache
     size = len(statuses)
     nclients, npaths, nagents, nrefs = len(clients), len(paths), len(agents), len(referers)
     refs = [x.replace("{domain}", domain) for x in referers]
@@ -215,7 +213,7 @@ def generate_busy_lines(
             r, agents[int(r() * r() * nagents)], refs[int(r() * nrefs)]
         )
         yield format_line(
-            f"{prefix}{_MINSEC[second]}",
+            f"{prefix}{MINUTE_SECOND[second]}",
             clients[int(r() * r() * nclients)],
             proxies[int(r() * size)],
             rt,

@@ -15,27 +15,54 @@ from __future__ import annotations
 import gzip
 import random
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import TypeVar
 
 _TZ8 = timezone(timedelta(hours=8))
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MINSEC = tuple(f"{s // 60:02d}:{s % 60:02d}" for s in range(3600))
-#: Size of the weighted pools: a draw is ``pool[int(random() * _POOL)]``.
-_POOL = 1000
+#: ``MM:SS`` for each second of an hour, by second.
+MINUTE_SECOND = tuple(f"{s // 60:02d}:{s % 60:02d}" for s in range(3600))
+#: Size of the weighted pools: a draw is ``pool[int(random() * POOL_SIZE)]``.
+POOL_SIZE = 1000
+
+_T = TypeVar("_T")
 
 
-def _weighted(rng: random.Random, items: list[tuple[object, float]]) -> list[object]:
-    """Expand ``(item, weight)`` pairs into a pool of ``_POOL`` entries, shuffled."""
+@dataclass(frozen=True)
+class Pools:
+    """The pools every domain draws from; each weighted pool holds ``POOL_SIZE`` entries.
+
+    ``busylog`` draws its clients, paths, agents and referers from larger pools of its own and
+    the rest from these.
+    """
+
+    clients: list[str]
+    proxies: list[str]
+    #: ``(path, content type, full size)``, hottest first; drawn with a skew, not weighted.
+    paths: list[tuple[str, str, int]]
+    queries: list[str]
+    #: Referers; ``{domain}`` stands for the requested domain.
+    referers: list[str]
+    agents: list[str]
+    statuses: list[int]
+    methods: list[str]
+    protocols: list[str]
+    cache: list[str]
+
+
+def _weighted(rng: random.Random, items: list[tuple[_T, float]]) -> list[_T]:
+    """Expand ``(item, weight)`` pairs into a pool of ``POOL_SIZE`` entries, shuffled."""
     total = sum(w for _, w in items)
-    pool: list[object] = []
+    pool: list[_T] = []
     for item, weight in items:
-        pool.extend([item] * max(1, round(weight / total * _POOL)))
+        pool.extend([item] * max(1, round(weight / total * POOL_SIZE)))
     rng.shuffle(pool)
-    return (pool * 2)[:_POOL]
+    return (pool * 2)[:POOL_SIZE]
 
 
-def _build_pools() -> dict[str, list[object]]:
+def _build_pools() -> Pools:
     """The fixed pools every domain draws from (seeded, so identical in every process)."""
     rng = random.Random(20150609)
     ipv4 = [
@@ -48,9 +75,9 @@ def _build_pools() -> dict[str, list[object]]:
     ]
     heavy = ["203.0.113.7", "198.51.100.23", "240e:3b0:1::42", "192.0.2.99", "100.64.12.5"]
     clients = [*ipv4, *ipv6]
-    client_pool: list[object] = [rng.choice(clients) for _ in range(_POOL)]
+    client_pool = [rng.choice(clients) for _ in range(POOL_SIZE)]
     # Heavy hitters: a quarter of all requests come from five clients, as scrapers do.
-    for i in range(0, _POOL, 4):
+    for i in range(0, POOL_SIZE, 4):
         client_pool[i] = heavy[(i // 4) % len(heavy)]
     rng.shuffle(client_pool)
     proxies = _weighted(rng, [("-", 95), ("10.0.3.17", 2), ("172.16.8.4", 2), ("10.1.1.1", 1)])
@@ -162,21 +189,22 @@ def _build_pools() -> dict[str, list[object]]:
     methods = _weighted(rng, [("GET", 94), ("HEAD", 4), ("POST", 2)])
     protocols = _weighted(rng, [("https", 70), ("http", 22), ("quic", 8)])
     cache = _weighted(rng, [("HIT", 82), ("MISS", 18)])
-    return {
-        "clients": client_pool,
-        "proxies": proxies,
-        "paths": paths,  # type: ignore[dict-item]
-        "queries": queries,
-        "referers": referers,
-        "agents": agents,
-        "statuses": statuses,
-        "methods": methods,
-        "protocols": protocols,
-        "cache": cache,
-    }
+    return Pools(
+        clients=client_pool,
+        proxies=proxies,
+        paths=paths,
+        queries=queries,
+        referers=referers,
+        agents=agents,
+        statuses=statuses,
+        methods=methods,
+        protocols=protocols,
+        cache=cache,
+    )
 
 
-_POOLS = _build_pools()
+#: Built once at import, shared by every call.
+POOLS = _build_pools()
 _ODD_AGENTS = (
     'Mozilla/5.0 (compatible; "Scanner" v2)',
     'MyApp/1.0 "beta" (Linux)',
@@ -196,17 +224,16 @@ def generate_lines(domain: str, hour_start_utc: datetime, count: int, seed: int)
     """
     rng = random.Random(f"{seed}:{domain}:{hour_start_utc.isoformat()}")
     r = rng.random
-    local = hour_start_utc.astimezone(UTC).astimezone(_TZ8)
-    prefix = f"[{local.day}/{_MONTHS[local.month - 1]}/{local.year}:{local.hour:02d}:"
-    p = _POOLS
-    clients, proxies, queries = p["clients"], p["proxies"], p["queries"]
-    statuses, methods, protocols, cache = p["statuses"], p["methods"], p["protocols"], p["cache"]
-    agents = p["agents"]
-    referers = [str(x).replace("{domain}", domain) for x in p["referers"]]
-    paths: list[tuple[str, str, int]] = p["paths"]  # type: ignore[assignment]
+    prefix = hour_prefix(hour_start_utc)
+    p = POOLS
+    clients, proxies, queries = p.clients, p.proxies, p.queries
+    statuses, methods, protocols, cache = p.statuses, p.methods, p.protocols, p.cache
+    agents = p.agents
+    referers = [x.replace("{domain}", domain) for x in p.referers]
+    paths = p.paths
     npaths = len(paths)
-    minsec = _MINSEC
-    size = _POOL
+    minsec = MINUTE_SECOND
+    size = POOL_SIZE
     for i in range(count):
         second = i * 3600 // count if count else 0
         path, ctype, full = paths[int(r() * r() * npaths)]  # skewed: a few hot URLs
@@ -235,7 +262,13 @@ def generate_lines(domain: str, hour_start_utc: datetime, count: int, seed: int)
         )
 
 
-def response_bytes(status: object, full: int, r: Callable[[], float]) -> int:
+def hour_prefix(hour_start_utc: datetime) -> str:
+    """``[d/Mon/yyyy:HH:`` of the hour in +0800, day not zero-padded, as the provider writes it."""
+    local = hour_start_utc.astimezone(UTC).astimezone(_TZ8)
+    return f"[{local.day}/{_MONTHS[local.month - 1]}/{local.year}:{local.hour:02d}:"
+
+
+def response_bytes(status: int, full: int, r: Callable[[], float]) -> int:
     """Bytes sent for a response of ``status`` to a ``full``-byte object (a draw for 206/errors)."""
     if status == 200:
         return full
@@ -247,8 +280,8 @@ def response_bytes(status: object, full: int, r: Callable[[], float]) -> int:
 
 
 def timing_and_odd_fields(
-    r: Callable[[], float], agent: object, referer: object
-) -> tuple[int | str, int | str, object, object]:
+    r: Callable[[], float], agent: str, referer: str
+) -> tuple[int | str, int | str, str, str]:
     """Draw (response time, request bytes) and make ~0.5% of lines odd, as real logs are.
 
     Returns ``(response_time, request_bytes, agent, referer)``: an odd line carries an unescaped
@@ -271,19 +304,19 @@ def timing_and_odd_fields(
 
 def format_line(
     time: str,
-    client: object,
-    proxy: object,
+    client: str,
+    proxy: str,
     rt: int | str,
-    referer: object,
-    method: object,
+    referer: str,
+    method: str,
     url: str,
-    status: object,
+    status: int,
     req: int | str,
     sent: int,
-    cache: object,
-    agent: object,
+    cache: str,
+    agent: str,
     ctype: str,
-    proto: object,
+    proto: str,
 ) -> str:
     """One line in the provider's 13-field format; ``time`` is ``[d/Mon/yyyy:HH:MM:SS``."""
     return (
