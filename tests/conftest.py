@@ -27,6 +27,14 @@ def clean_environ(
     yield
 
 
+@pytest.fixture(autouse=True)
+def rollups_of_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' data files are small: give them rollups anyway, so the rollup path is what
+    the report tests exercise (in this process; a `python -m cdnlogs` child keeps the real
+    threshold). test_report_panels checks the real threshold."""
+    monkeypatch.setattr("cdnlogs.rollup.MIN_ROLLUP_BYTES", 0)
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 server on 127.0.0.1 (a free port), started once for the session."""

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from cdnlogs.config import Settings
 from cdnlogs.dataset import REPARSED_SUFFIX, connect, partition_date, partition_dir, rejects_path
+from cdnlogs.dims import DIMS_DIR
 from cdnlogs.ingest import ingest_archive
 from cdnlogs.ingest.bulk import SmallFile, batches
 from cdnlogs.manifest import Manifest
 from cdnlogs.models import LogFile
+from cdnlogs.rollup import ROLLUP_DIR
 from cdnlogs.simulator.loggen import generate_lines
 
 HOUR = datetime(2024, 3, 1, 2, tzinfo=UTC)
@@ -42,10 +44,13 @@ def _archive(out_dir: Path, count: int) -> list[tuple[str, str, str]]:
 
 
 def _files(root: Path) -> dict[str, float]:
+    """The dataset's files, without the report's caches beside them (``_rollups``, ``_dims``:
+    tests/test_report_panels.py checks those)."""
+    caches = {ROLLUP_DIR, DIMS_DIR}
     return {
         str(p.relative_to(root)): p.stat().st_mtime_ns
         for p in root.rglob("*")
-        if p.is_file() and ".tmp" not in p.parts
+        if p.is_file() and ".tmp" not in p.parts and p.relative_to(root).parts[0] not in caches
     }
 
 

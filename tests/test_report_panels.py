@@ -299,6 +299,34 @@ def test_dims_are_beside_the_dataset_not_in_it(
     assert joined is not None and joined[0] == len([p for p in parsed if p.record.client_ip])
 
 
+def test_a_file_below_the_threshold_gets_no_rollup_and_counts_the_same(
+    archive: tuple[Path, list[Parsed], Report], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the real threshold, files too small for a rollup are grouped from their rows, and
+    ingest's ``prepare_reports`` builds none for them; the numbers stay the same."""
+    import shutil
+
+    from cdnlogs import rollup
+
+    monkeypatch.setattr(rollup, "MIN_ROLLUP_BYTES", 64 * 1024)  # the default, undoing conftest
+    root = tmp_path / "dataset"
+    shutil.copytree(archive[0], root, ignore=shutil.ignore_patterns(ROLLUP_DIR))
+    data = sorted(root.glob("domain=*/date=*/*.parquet"))
+    sizes = sorted(p.stat().st_size for p in data)
+    # Half the files count as large: the report mixes rollups and rows.
+    threshold = sizes[len(sizes) // 2]
+    large = [p for p in data if p.stat().st_size >= threshold]
+    assert 0 < len(large) < len(data)
+    monkeypatch.setattr(rollup, "MIN_ROLLUP_BYTES", threshold)
+    assert rollup.prepare_reports(root).rollups_built == len(large)
+    con = connect(root)
+    store = RollupStore(root)
+    got = analyze(con, Filters(top=1000), DimensionStore(root), store)
+    assert store.built == 0  # ingest built the large files' ones; the small have none
+    assert got.to_dict() == archive[2].to_dict()
+    assert len(list((root / ROLLUP_DIR).rglob("*.parquet"))) == len(large)
+
+
 def test_rollups_give_the_same_numbers_as_the_rows(
     archive: tuple[Path, list[Parsed], Report],
 ) -> None:

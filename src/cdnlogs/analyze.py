@@ -388,7 +388,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, filters: Filters, rollups: RollupSt
 
     Without rollups the window's rows are grouped directly. With them, a file whose rows all
     lie inside the window contributes its rollup, and the rows of a file the window cuts
-    through are grouped with the window's filter.
+    through, or of a file too small for a rollup (``rollup.MIN_ROLLUP_BYTES``), are grouped
+    with the window's filter.
     """
     where, params = where_sql(filters.domains, filters.since, filters.until)
     if rollups is None:
@@ -403,10 +404,16 @@ def _prepare(con: duckdb.DuckDBPyConnection, filters: Filters, rollups: RollupSt
         first_day = (filters.since.astimezone(UTC).date() - timedelta(days=1)).isoformat()
     if filters.until is not None:
         last_day = (filters.until.astimezone(UTC).date() + timedelta(days=1)).isoformat()
-    sources = rollups.sources(filters.domains, first_day, last_day)
+    sources = []
+    # A small file's rows are grouped here like a cut file's (it has no rollup to read).
+    cut: list[Path] = []
+    for source in rollups.sources(filters.domains, first_day, last_day):
+        if rollups.worth_a_rollup(source):
+            sources.append(source)
+        else:
+            cut.append(source.data)
     paths = rollups.ensure(con, sources)
     inside: list[Path] = []
-    cut: list[Path] = []
     for source, path, (first, last) in zip(sources, paths, window_spans(con, paths), strict=True):
         if first is None or last is None:
             continue  # a file without rows

@@ -163,17 +163,30 @@ class Source:
     rollup: Path
 
 
+#: A data file smaller than this gets no rollup: its rows are grouped by each report. Opening
+#: a tiny rollup costs what opening the tiny file costs, so it saves a report nothing, while
+#: building it cost an ingest of 7,200 three-line files 4.4x its time (33 s against 7.6 s).
+MIN_ROLLUP_BYTES = 64 * 1024
+
+
 class RollupStore:
     """The rollups of the dataset at ``root`` (``None``: none kept, groups built per report)."""
 
     def __init__(
-        self, root: Path | None, *, counted: set[str] | None = None, scratch: bool = True
+        self,
+        root: Path | None,
+        *,
+        counted: set[str] | None = None,
+        scratch: bool = True,
+        min_bytes: int | None = None,
     ) -> None:
         """:param counted: the data files readers count (``dataset.data_files``); None: all.
 
         :param scratch: build into a temporary directory when the dataset is read-only
             (a report does; ``prepare_reports`` raises instead: its rollups are for later).
+        :param min_bytes: files below this size get no rollup (default ``MIN_ROLLUP_BYTES``).
         """
+        self.min_bytes = MIN_ROLLUP_BYTES if min_bytes is None else min_bytes
         self.use_scratch = scratch
         self.root = None if root is None else Path(root)
         self.counted = None if counted is None else {str(Path(p).absolute()) for p in counted}
@@ -204,6 +217,10 @@ class RollupStore:
             name = f"{stem}@{stat.st_size}-{stat.st_mtime_ns}-{FORMAT}.parquet"
             out.append(Source(domain, day, data, self.root / ROLLUP_DIR / rel / name))
         return out
+
+    def worth_a_rollup(self, source: Source) -> bool:
+        """Whether ``source`` is large enough for a rollup (see ``MIN_ROLLUP_BYTES``)."""
+        return source.data.stat().st_size >= self.min_bytes
 
     def ensure(self, con: duckdb.DuckDBPyConnection, sources: list[Source]) -> list[Path]:
         """The rollup file of each source, building the missing ones.
@@ -352,7 +369,7 @@ def _prepare(root: Path, geo_db: Path | None, written_since: float | None) -> Pr
     try:
         removed = store.remove_orphans()
         try:
-            todo = store.sources((), None, None)
+            todo = [s for s in store.sources((), None, None) if store.worth_a_rollup(s)]
             if written_since is not None:
                 todo = [s for s in todo if s.data.stat().st_mtime >= written_since]
             store.ensure(con, todo)
@@ -396,14 +413,14 @@ def _batches(sources: list[Source]) -> list[list[Source]]:
 
 def _remove_stale(target: Path) -> None:
     """Remove the other rollups of ``target``'s source (an older size, mtime or format)."""
+    # One listing of the (small) directory: a glob compiles a pattern per call, which cost
+    # 0.5 ms a file, 3.8 s of an ingest of 7,200 small files.
     stale = target.name.split("@", 1)[0] + "@"
-    for old in target.parent.glob(f"{_glob_escape(stale)}*.parquet"):
-        if old != target:
-            old.unlink(missing_ok=True)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+    with os.scandir(target.parent) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(stale) and name.endswith(".parquet") and name != target.name:
+                Path(entry.path).unlink(missing_ok=True)
 
 
 def _copy_atomic(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
