@@ -189,6 +189,48 @@ def test_drop_local_then_status_verify_and_prune_on_the_store(
     assert len(remaining) == len(listed) - len(pruned)
 
 
+def _snapshot_rows(s3: S3Server, tmp_path: Path) -> dict[str, Any]:
+    """The rows of the unsharded ledger snapshot on the store, by LogName."""
+    copy = tmp_path / f"snapshot-{len(list(tmp_path.glob('snapshot-*')))}"
+    copy.mkdir()
+    body = s3.objects(S3_BUCKET, SNAPSHOT_DIR)[SNAPSHOT_DIR + "all.sqlite3"]
+    (copy / "manifest.sqlite3").write_bytes(body)
+    with Manifest.open(copy, create=False) as manifest:
+        return {r.log_name: r for r in manifest.records()}
+
+
+def test_a_standalone_ingest_and_prune_refresh_the_snapshot(
+    sim: Simulator,
+    s3: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`status --from-store` and a new disk read the snapshot: after `ingest` or `prune` on
+    their own (not through `sync`), it must hold what they did."""
+    from cdnlogs.housekeeping import run_prune
+
+    out = tmp_path / "out"
+    assert _sync(sim, s3, out).ok
+    listed = _listed(sim)
+    assert not any(r.ingested_rows for r in _snapshot_rows(s3, tmp_path).values())
+    for name, value in _cli_env(sim, s3).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CDNLOGS_STORE", f"s3://{S3_BUCKET}/{PREFIX}")
+    with pytest.raises(SystemExit) as info:
+        main(["ingest", "--out", str(out), "--json"])
+    assert info.value.code == 0, capsys.readouterr().err
+    after_ingest = _snapshot_rows(s3, tmp_path)
+    assert len(after_ingest) == len(listed)
+    assert all(r.ingested_rows for r in after_ingest.values())
+    settings = _settings(sim, s3, out)
+    result = run_prune(settings, timedelta(hours=3), now=NOW, store=open_store(settings))
+    assert result.files and not result.problems
+    after_prune = _snapshot_rows(s3, tmp_path)
+    pruned = {n for n, r in after_prune.items() if r.status == Status.PRUNED}
+    assert pruned == {f.log_name for f in result.files}
+
+
 def test_500s_mid_upload_then_rerun_completes_nothing_lost_or_doubled(
     sim: Simulator, s3: S3Server, tmp_path: Path
 ) -> None:

@@ -544,6 +544,9 @@ def run_prune(
 ) -> PruneResult:
     """``prune``: :func:`prune_archive` under the archive lock.
 
+    With a ``store``, the ledger's snapshot is uploaded again after a prune that deleted
+    something, so ``status --from-store`` and a new disk see the files as pruned.
+
     :raises LockedError: another process holds the archive lock.
     :raises ManifestError: there is no ledger under ``settings.out_dir``.
     """
@@ -551,7 +554,13 @@ def run_prune(
         ArchiveLock(settings.state_dir, purpose="prune"),
         Manifest.open(settings.state_dir, create=False) as manifest,
     ):
-        return prune_archive(manifest, settings.out_dir, keep, now, dry_run, store=store)
+        result = prune_archive(manifest, settings.out_dir, keep, now, dry_run, store=store)
+        if store is not None and not dry_run and result.files:
+            from cdnlogs.shard import resolve_shard
+            from cdnlogs.upload import upload_snapshot
+
+            upload_snapshot(manifest, store, resolve_shard(settings))
+        return result
 
 
 # -- adopt --------------------------------------------------------------------------------
