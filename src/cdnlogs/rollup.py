@@ -161,6 +161,8 @@ class Source:
     day: str
     data: Path
     rollup: Path
+    #: The data file's size when listed (its rollup's name carries it too).
+    size: int = 0
 
 
 #: A data file smaller than this gets no rollup: its rows are grouped by each report. Opening
@@ -215,12 +217,13 @@ class RollupStore:
             stem = data.name.removesuffix(".parquet")
             rel = data.parent.relative_to(self.root)
             name = f"{stem}@{stat.st_size}-{stat.st_mtime_ns}-{FORMAT}.parquet"
-            out.append(Source(domain, day, data, self.root / ROLLUP_DIR / rel / name))
+            rollup = self.root / ROLLUP_DIR / rel / name
+            out.append(Source(domain, day, data, rollup, stat.st_size))
         return out
 
     def worth_a_rollup(self, source: Source) -> bool:
         """Whether ``source`` is large enough for a rollup (see ``MIN_ROLLUP_BYTES``)."""
-        return source.data.stat().st_size >= self.min_bytes
+        return source.size >= self.min_bytes
 
     def ensure(self, con: duckdb.DuckDBPyConnection, sources: list[Source]) -> list[Path]:
         """The rollup file of each source, building the missing ones.
@@ -402,7 +405,7 @@ def _batches(sources: list[Source]) -> list[list[Source]]:
     out: list[list[Source]] = []
     size = 0
     for source in sources:
-        nbytes = source.data.stat().st_size
+        nbytes = source.size
         if not out or size + nbytes > BATCH_BYTES:
             out.append([])
             size = 0
