@@ -674,7 +674,6 @@ def sync_and_ingest(
             now=now or datetime.now(UTC),
             callbacks=callbacks,
             drop_local=True,
-            refresh_snapshot=True,
         )
 
     ingested = with_ingest_progress(ingest_step) if with_ingest_progress else ingest_step(None)

@@ -128,10 +128,7 @@ def ingest_command(
     with operated_run(settings, "ingest") as run:
         ingested = ingest_with_progress(
             app,
-            # With a store, its ledger snapshot follows the ingest (status --from-store).
-            lambda cb: run_ingest(
-                settings, now=datetime.now(UTC), callbacks=cb, refresh_snapshot=True
-            ),
+            lambda cb: run_ingest(settings, now=datetime.now(UTC), callbacks=cb),
             as_json=as_json,
         )
         summary = ingested.summary

@@ -90,14 +90,13 @@ def run_ingest(
     now: datetime,
     callbacks: IngestCallbacks | None = None,
     drop_local: bool = False,
-    refresh_snapshot: bool = False,
 ) -> IngestRun:
     """Ingest, then compact (``compact_after_ingest``) and publish (an ``s3://`` dataset).
 
     With ``drop_local`` (``sync --ingest`` with ``store_drop_local``), every ingested file's
-    local copy that the store holds is deleted afterwards. With ``refresh_snapshot`` and a
-    store, the ledger's snapshot is uploaded again at the end: the sync's own snapshot predates
-    the ingest and publish, and a new disk restores from it. One hold of the archive lock covers
+    local copy that the store holds is deleted afterwards. With a store, the ledger's snapshot
+    is uploaded again at the end: a sync's own snapshot predates the ingest and publish, and
+    ``status --from-store`` and a new disk read it. One hold of the archive lock covers
     it all, so no sync, verify or prune runs in between.
 
     :raises LockedError: another process holds the archive lock.
@@ -118,10 +117,10 @@ def run_ingest(
 
             with Manifest.open(settings.state_dir) as manifest:
                 run.dropped = drop_local_copies(manifest, settings.out_dir, only_ingested=True)
-        if refresh_snapshot and settings.store:
-            from cdnlogs.upload import refresh_snapshot as upload_snapshot_again
+        if settings.store:
+            from cdnlogs.upload import refresh_snapshot
 
-            upload_snapshot_again(settings)
+            refresh_snapshot(settings)
     return run
 
 
